@@ -1,0 +1,87 @@
+"""The interface every handler implements, built-in or a project's own."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal, Mapping, Protocol, runtime_checkable
+
+from pytest_orch.errors import HandlerError
+from pytest_orch.plan.model import Task
+
+Status = Literal["passed", "failed", "skipped", "up_to_date"]
+
+
+@dataclass
+class Outcome:
+    """What a handler did: its status, the files it changed, a diff, its output and a message.
+
+    ``status`` is ``passed`` when the work was done (or, in a dry run, would be done),
+    ``up_to_date`` when there was nothing to change, ``skipped`` when it could not run for
+    a reason that is not a failure (an unconfirmed manual step), ``failed`` otherwise.
+    """
+
+    status: Status
+    message: str = ""
+    changed: list[str] = field(default_factory=list)
+    diff: str = ""
+    output: str = ""
+
+
+@dataclass
+class TaskContext:
+    """What a handler may use besides the task: where the project is and how to behave."""
+
+    root: Path
+    dry_run: bool = False
+    variables: Mapping[str, str] = field(default_factory=dict)
+    templates_dir: Path | None = None
+    timeout: float | None = None
+    confirmed: bool = False
+    interactive: bool = False
+    log: Callable[[str], None] = lambda line: None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, path: str | os.PathLike[str], key: str = "path") -> Path:
+        """Return ``path`` resolved inside the project root, symlinks included.
+
+        Raises HandlerError for an absolute path or ``..`` that leads outside the root.
+        """
+        root = self.root.resolve()
+        candidate = Path(path)
+        full = candidate if candidate.is_absolute() else root / candidate
+        resolved = full.resolve()
+        if resolved != root and root not in resolved.parents:
+            raise HandlerError(f"{key}: {str(path)!r} is outside the project root {root}")
+        return resolved
+
+    def relative(self, path: Path) -> str:
+        """Return ``path`` relative to the project root, with forward slashes."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """A task type. Instances are stateless; one serves every task of its type.
+
+    :cvar keys: the YAML keys the handler reads; any other handler key is a plan error.
+    :cvar version: part of every task's fingerprint; bump it when results would differ.
+    :cvar writes_files: True when the handler changes files, so a dirty work tree stops it.
+    """
+
+    keys: ClassVar[frozenset[str]]
+    version: ClassVar[str]
+    writes_files: ClassVar[bool]
+
+    def validate(self, task: Task) -> None:
+        """Raise PlanError(task.loc_of(key), ...) for a missing or wrong key."""
+
+    def inputs(self, task: Task, ctx: TaskContext) -> list[Path]:
+        """Return the files the task reads or edits, for its fingerprint."""
+
+    def run(self, task: Task, ctx: TaskContext) -> Outcome:
+        """Do the work, or with ``ctx.dry_run`` say what would change without changing it."""
+
+
+__all__ = ["Handler", "HandlerError", "Outcome", "Status", "TaskContext"]

@@ -1,0 +1,1 @@
+"""Plan files: load YAML with line marks, validate it, build the typed model."""

@@ -1,0 +1,100 @@
+"""The typed plan: frozen dataclasses Plan, Phase, Group, Task, each with its location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from pytest_orch.errors import Location
+
+CHECKPOINT_GROUP = "checkpoints"
+ON_FAILURE = ("skip_dependents", "continue", "abort")
+EXECUTION = ("parallel", "sequential")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a task of a group, or a checkpoint of a phase."""
+
+    id: str
+    name: str
+    type: str
+    phase: str
+    group: str
+    depends_on: tuple[str, ...]
+    timeout: float | None
+    retries: int
+    retry_delay: float
+    backoff: float
+    on_failure: str
+    critical: bool
+    pool: str | None
+    tags: tuple[str, ...]
+    inputs: tuple[str, ...]
+    params: Mapping[str, Any]
+    """The handler's own keys, with plan variables substituted."""
+    definition: Mapping[str, Any]
+    """Every key of the task as resolved, used for its fingerprint."""
+    loc: Location
+    key_locs: Mapping[str, Location] = field(default_factory=dict)
+    is_checkpoint: bool = False
+    plan_dir: str = "phases"
+    """The folder of the plan file, relative to the rootdir; its templates/ holds templates."""
+
+    def loc_of(self, key: str) -> Location:
+        """Return the location of one of the task's keys, or of the task itself."""
+        return self.key_locs.get(key, self.loc)
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    phase: str
+    execution: str
+    max_parallel: int | None
+    depends_on: tuple[str, ...]
+    tasks: tuple[Task, ...]
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    name: str
+    depends_on: tuple[str, ...]
+    groups: tuple[Group, ...]
+    checkpoints: tuple[Task, ...]
+    file: str
+    loc: Location
+
+    @property
+    def all_tasks(self) -> tuple[Task, ...]:
+        """Every task of every group, then the checkpoints, in file order."""
+        return tuple(t for g in self.groups for t in g.tasks) + self.checkpoints
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    phases: tuple[Phase, ...]
+    pools: Mapping[str, int]
+    rate_limits: Mapping[str, str]
+    variables: Mapping[str, str]
+    files: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        tasks = {t.id: t for p in self.phases for t in p.all_tasks}
+        object.__setattr__(self, "_tasks", MappingProxyType(tasks))
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """Every task and checkpoint of the plan by id, in file order."""
+        return self._tasks  # type: ignore[attr-defined]
+
+    def phase(self, phase_id: str) -> Phase:
+        return next(p for p in self.phases if p.id == phase_id)
+
+    def group(self, phase_id: str, group_id: str) -> Group:
+        return next(g for g in self.phase(phase_id).groups if g.id == group_id)
