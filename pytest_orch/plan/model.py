@@ -68,6 +68,7 @@ class Phase:
     checkpoints: tuple[Task, ...]
     file: str
     loc: Location
+    variables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def all_tasks(self) -> tuple[Task, ...]:

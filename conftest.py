@@ -1,0 +1,1 @@
+"""Root conftest: nothing the tests need lives here (see tests/conftest.py)."""

@@ -1,0 +1,147 @@
+"""The controlling process's plugin object: results, reports, summary and exit status."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_orch.collect import TaskItem
+from pytest_orch.coordinator import Coordinator
+from pytest_orch.reports.junit import default_classname, write_junit
+from pytest_orch.reports.run_json import write_run_json
+from pytest_orch.results import ResultCollector, TaskResult
+from pytest_orch.runtime import Runtime
+
+
+class Controller:
+    """Registered on the controller only (in-process runs, or xdist's controller)."""
+
+    def __init__(self, runtime: Runtime, junit_path: Path) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.junit_path = junit_path
+        self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        self.started = time.time()
+        self.git_clean: bool | None = None
+        self.collector = ResultCollector(runtime.task_id_of, self._task_final)
+
+    # -- the coordinator ------------------------------------------------------------------------
+    def start_coordinator(self, selected: set[str]) -> Coordinator:
+        """Create the session's coordinator for the selected tasks (once per session)."""
+        runtime = self.runtime
+        if runtime.coordinator is None:
+            runtime.coordinator = Coordinator(
+                runtime.plan, runtime.graph,
+                confirmed=runtime.settings.confirm,
+                force=runtime.settings.force,
+                interactive=runtime.interactive(),
+                writes_files=runtime.task_writes_files(),
+            )
+        runtime.coordinator.select(selected)
+        return runtime.coordinator
+
+    def _task_final(self, result: TaskResult) -> None:
+        coordinator = self.runtime.coordinator
+        if result.task_id is None or coordinator is None:
+            return
+        decision = coordinator.decisions.get(result.task_id)
+        if decision is not None and decision.action == "run" and not result.reason:
+            result.reason = self.runtime.run_reason(result.task_id)
+        coordinator.task_ended(result.task_id, result.outcome)
+        self.config.hook.pytest_orch_task_finished(task=self.runtime.plan.tasks[result.task_id], result=result)
+
+    # -- hooks ----------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.runtime.ok and not session.config.option.collectonly:
+            selected = {item.task.id for item in session.items if isinstance(item, TaskItem)}
+            self.start_coordinator(selected)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_orch.reports.terminal import write_summary
+
+        if self.runtime.ok and self.collector.results:
+            write_summary(terminalreporter, self.runtime, list(self.collector.results.values()),
+                          self.report_paths())
+
+    def report_paths(self) -> list[Path]:
+        return [self.junit_path, self.runtime.settings.report_dir / "run.json"]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if session.config.option.collectonly or not self.runtime.ok or self.runtime.coordinator is None:
+            return
+        session.exitstatus = self._exit_status(session)
+        self._write_reports(session)
+
+    def _exit_status(self, session: pytest.Session) -> int:
+        status = session.exitstatus
+        if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return status
+        coordinator = self.runtime.coordinator
+        assert coordinator is not None
+        plain_failed = any(r.task_id is None and r.outcome == "failed" for r in self.collector.results.values())
+        if coordinator.failed_critical() or coordinator.blocked_critical() or plain_failed:
+            return pytest.ExitCode.TESTS_FAILED
+        return pytest.ExitCode.OK
+
+    def run_outcome(self, session: pytest.Session) -> str:
+        if session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            return "interrupted"
+        return "passed" if session.exitstatus == pytest.ExitCode.OK else "failed"
+
+    def _write_reports(self, session: pytest.Session) -> None:
+        runtime = self.runtime
+        results = self._ordered_results()
+        write_junit(self.junit_path, results, runtime.plan.name, self.started, self._classname)
+        write_run_json(
+            runtime.settings.report_dir / "run.json", run_id=self.run_id, started=self.started,
+            finished=time.time(), outcome=self.run_outcome(session), git_clean=self.git_clean,
+            dry_run=runtime.settings.dry_run, results=results, plan=runtime.plan,
+        )
+
+    def _ordered_results(self) -> list[TaskResult]:
+        order = {task_id: i for i, task_id in enumerate(self.runtime.plan.tasks)}
+        return sorted(self.collector.results.values(),
+                      key=lambda r: (r.task_id is None, order.get(r.task_id or "", 0), r.nodeid))
+
+    def _classname(self, result: TaskResult) -> str:
+        if result.task_id is None:
+            return default_classname(result.nodeid)
+        task = self.runtime.plan.tasks[result.task_id]
+        return f"{self.runtime.plan.name}.{task.phase}.{task.group}"
+
+    # -- results the controller makes itself -------------------------------------------------
+    def log_skip(self, nodeid: str, task_id: str, reason: str) -> None:
+        """Report a task as skipped without running it, through the hooks reporters listen to.
+
+        Used by the xdist scheduler for tasks it never sends to a worker.
+        """
+        task = self.runtime.plan.tasks[task_id]
+        location = (task.loc.path, task.loc.line - 1, f"{task.id}: {task.name}")
+        hook = self.config.hook
+        now = time.time()
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for when, outcome, longrepr in (("setup", "skipped", (task.loc.path, task.loc.line, reason)),
+                                        ("teardown", "passed", None)):
+            report = pytest.TestReport(nodeid=nodeid, location=location, keywords={task.id: 1},
+                                       outcome=outcome, longrepr=longrepr, when=when,
+                                       start=now, stop=now, duration=0.0)
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+
+def group_by_phase(results: list[TaskResult], runtime: Runtime) -> dict[str, list[TaskResult]]:
+    by_phase: dict[str, list[TaskResult]] = defaultdict(list)
+    for result in results:
+        if result.task_id is not None:
+            by_phase[runtime.plan.tasks[result.task_id].phase].append(result)
+    return by_phase

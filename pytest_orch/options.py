@@ -1,0 +1,109 @@
+"""Command-line flags and ini keys, and the Settings they resolve to once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PLAN_HELP = "plan file or folder (default: the orch_phases ini value, else phases/)"
+PHASE_HELP = "run only these phases (repeat or comma-separate)"
+GROUP_HELP = "run only these groups: ID or PHASE.ID (repeat or comma-separate)"
+DRY_RUN_HELP = "every handler says what it would change, with a diff, and changes nothing"
+FORCE_HELP = "run tasks even when they are up to date"
+VAR_HELP = "override a plan variable (repeatable)"
+CONFIRM_HELP = "record that the manual task ID has been done (repeat or comma-separate)"
+ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has uncommitted changes"
+REPORT_HELP = "where reports go (default: reports/)"
+POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
+STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"{flag} {value!r}: expected KEY=VALUE")
+        pairs[key.strip()] = val
+    return pairs
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("orch", "pytest-orch: run a YAML plan")
+    group.addoption("--plan", dest="orch_plan", metavar="PATH", help=PLAN_HELP)
+    group.addoption("--phase", dest="orch_phase", action="append", metavar="N", help=PHASE_HELP)
+    group.addoption("--group", dest="orch_group", action="append", metavar="ID", help=GROUP_HELP)
+    group.addoption("--dry-run", dest="orch_dry_run", action="store_true", help=DRY_RUN_HELP)
+    group.addoption("--force", dest="orch_force", action="store_true", help=FORCE_HELP)
+    group.addoption("--var", dest="orch_var", action="append", metavar="KEY=VALUE", help=VAR_HELP)
+    group.addoption("--confirm", dest="orch_confirm", action="append", metavar="ID", help=CONFIRM_HELP)
+    group.addoption("--allow-dirty", dest="orch_allow_dirty", action="store_true", help=ALLOW_DIRTY_HELP)
+    group.addoption("--orch-report", dest="orch_report", metavar="DIR", help=REPORT_HELP)
+    group.addoption("--pool", dest="orch_pool", action="append", metavar="NAME=N", help=POOL_HELP)
+    group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
+    parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every flag resolved once; paths are absolute."""
+
+    root: Path
+    plan_path: Path
+    plan_named: bool
+    phases: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    dry_run: bool = False
+    force: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+    confirm: frozenset[str] = frozenset()
+    allow_dirty: bool = False
+    report_dir: Path = Path("reports")
+    pools: dict[str, int] = field(default_factory=dict)
+    status: bool = False
+
+    @property
+    def has_plan(self) -> bool:
+        """True when the plan location exists: without one the plugin stays out of the way."""
+        return self.plan_path.exists()
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Read the flags; a malformed one is a UsageError (exit 4) before anything runs."""
+    root = config.rootpath
+    named = config.getoption("orch_plan")
+    plan_path = Path(named) if named else root / config.getini("orch_phases")
+    if named and not plan_path.is_absolute():
+        plan_path = config.invocation_params.dir / plan_path
+    if named and not plan_path.exists():
+        raise pytest.UsageError(f"--plan {named}: no such file or folder")
+    pools = {}
+    for name, value in _pairs(config.getoption("orch_pool"), "--pool").items():
+        if not value.isdigit() or int(value) < 1:
+            raise pytest.UsageError(f"--pool {name}={value}: N must be a whole number >= 1")
+        pools[name] = int(value)
+    report = config.getoption("orch_report")
+    report_dir = Path(report) if report else root / "reports"
+    if report and not report_dir.is_absolute():
+        report_dir = config.invocation_params.dir / report_dir
+    return Settings(
+        root=root,
+        plan_path=plan_path.resolve() if plan_path.exists() else plan_path,
+        plan_named=bool(named),
+        phases=frozenset(_split(config.getoption("orch_phase"))),
+        groups=frozenset(_split(config.getoption("orch_group"))),
+        dry_run=config.getoption("orch_dry_run"),
+        force=config.getoption("orch_force"),
+        variables=_pairs(config.getoption("orch_var"), "--var"),
+        confirm=frozenset(_split(config.getoption("orch_confirm"))),
+        allow_dirty=config.getoption("orch_allow_dirty"),
+        report_dir=report_dir,
+        pools=pools,
+        status=config.getoption("orch_status"),
+    )

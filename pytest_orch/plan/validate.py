@@ -1,0 +1,392 @@
+"""Raw YAML -> typed Plan: unknown keys, types, ids, references, variables and cycles."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pytest_orch import dag
+from pytest_orch.errors import Location, PlanError, PlanErrors
+from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
+from pytest_orch.plan.model import (
+    CHECKPOINT_GROUP, EXECUTION, ON_FAILURE, Group, Phase, Plan, Task,
+)
+from pytest_orch.plan.variables import plain, substitute_all
+
+FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars"})
+PHASE_KEYS = frozenset({"phase", "name", "depends_on", "vars", "groups", "checkpoints"})
+GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on", "tasks"})
+TASK_KEYS = frozenset({
+    "id", "name", "type", "depends_on", "timeout", "retries", "retry_delay", "backoff",
+    "on_failure", "critical", "pool", "tags", "inputs",
+})
+# Policy keys change how a task is run, not what it produces: they stay out of its fingerprint.
+POLICY_KEYS = frozenset({
+    "name", "timeout", "retries", "retry_delay", "backoff", "on_failure", "critical", "pool", "tags",
+})
+
+
+def suggest(word: str, choices: Any) -> str:
+    """Return ``; did you mean 'x'?`` for a near name, else an empty string."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Checker:
+    """Collects errors so one pass reports every mistake it can find."""
+
+    def __init__(self) -> None:
+        self.errors: list[PlanError] = []
+
+    def error(self, loc: Location | None, message: str) -> None:
+        self.errors.append(PlanError(loc, message))
+
+    def mapping(self, value: Any, loc: Location, what: str) -> MarkedDict | None:
+        if isinstance(value, MarkedDict):
+            return value
+        self.error(loc, f"{what} must be a mapping, not {type(value).__name__}")
+        return None
+
+    def keys(self, data: MarkedDict, allowed: frozenset[str], what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.error(data.loc_of(key), f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+
+    def typed(self, data: MarkedDict, key: str, check: Callable[[Any], Any], default: Any, what: str) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        try:
+            return check(data[key])
+        except (TypeError, ValueError) as exc:
+            self.error(data.loc_of(key), f"{what}: {key}: {exc}")
+            return default
+
+
+def _ident(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
+        raise TypeError(f"expected an id (string or number), got {value!r}")
+    return str(value)
+
+
+def _id_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        value = [value]
+    return tuple(_ident(v) for v in value)
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _number(minimum: float, allow_zero: bool = True) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        if value < minimum or (not allow_zero and value == 0):
+            raise ValueError(f"must be {'> 0' if not allow_zero else f'>= {minimum:g}'}, got {value!r}")
+        return float(value)
+    return check
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if _count(value) < 1:
+        raise ValueError(f"must be >= 1, got {value}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
+        return value
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise TypeError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _vars(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of NAME: value")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+class PlanBuilder:
+    """Turns plan files into a Plan, or raises PlanErrors naming every problem found."""
+
+    def __init__(self, handlers: Mapping[str, Any], overrides: Mapping[str, str], root: Path) -> None:
+        self.handlers = handlers
+        self.overrides = dict(overrides)
+        self.root = root
+        self.check = _Checker()
+        self.pools: dict[str, int] = {}
+        self.rate_limits: dict[str, str] = {}
+        self.variables: dict[str, str] = {}
+
+    def build(self, files: list[Path], name: str) -> Plan:
+        phases: list[Phase] = []
+        relfiles = []
+        for path in files:
+            rel = _relative(path, self.root)
+            relfiles.append(rel)
+            try:
+                raw = load_yaml(path, rel)
+            except PlanError as err:
+                self.check.errors.append(err)
+                continue
+            phases += self._file(raw, rel, path.parent)
+        self._cross_check(phases)
+        if self.check.errors:
+            raise PlanErrors(self.check.errors)
+        plan = Plan(name=name, phases=tuple(phases), pools=self.pools, rate_limits=self.rate_limits,
+                    variables=self.variables, files=tuple(relfiles))
+        self._check_cycles(plan)
+        if self.check.errors:
+            raise PlanErrors(self.check.errors)
+        return plan
+
+    def _file(self, raw: Any, rel: str, folder: Path) -> list[Phase]:
+        loc = Location(rel, 1)
+        if raw is None:
+            return []
+        data = self.check.mapping(raw, loc, "a plan file")
+        if data is None:
+            return []
+        for key, store, check in (("pools", self.pools, _pools), ("rate_limits", self.rate_limits, _rates)):
+            if key in data:
+                store.update(self.check.typed(data, key, check, {}, rel))
+        file_vars = self.check.typed(data, "vars", _vars, {}, rel)
+        if "phases" in data:
+            self.check.keys(data, FILE_KEYS, "a plan file")
+            items = data["phases"]
+            if not isinstance(items, MarkedList):
+                self.check.error(data.loc_of("phases"), "phases must be a list of phases")
+                return []
+            out = []
+            for i, item in enumerate(items):
+                phase_data = self.check.mapping(item, items.item_locs[i], "a phase")
+                if phase_data is not None:
+                    self.check.keys(phase_data, PHASE_KEYS, "a phase")
+                    out.append(self._phase(phase_data, rel, folder, file_vars))
+            return [p for p in out if p is not None]
+        if "phase" not in data:
+            self.check.error(loc, "a plan file needs a 'phase' key (or a 'phases' list)")
+            return []
+        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits"}, "a phase")
+        phase = self._phase(data, rel, folder, {})
+        return [phase] if phase else []
+
+    def _phase(self, data: MarkedDict, rel: str, folder: Path, file_vars: dict[str, str]) -> Phase | None:
+        if "phase" not in data:
+            self.check.error(data.loc, "a phase needs a 'phase' id")
+            return None
+        phase_id = self.check.typed(data, "phase", _ident, None, "phase")
+        if phase_id is None:
+            return None
+        what = f"phase {phase_id!r}"
+        variables = {**file_vars, **self.check.typed(data, "vars", _vars, {}, what), **self.overrides}
+        self.variables.update(variables)
+        try:
+            data = substitute_all(data, variables, data.loc)
+        except PlanError as err:
+            self.check.errors.append(err)
+            return None
+        plan_dir = _relative(folder, self.root)
+        groups = []
+        for gdata, gloc in _items(data, "groups", self.check, what):
+            group = self._group(gdata, gloc, phase_id, plan_dir)
+            if group:
+                groups.append(group)
+        checkpoints = tuple(
+            task for cdata, cloc in _items(data, "checkpoints", self.check, what)
+            if (task := self._task(cdata, phase_id, CHECKPOINT_GROUP, plan_dir, True)) is not None
+        )
+        return Phase(
+            id=phase_id,
+            name=self.check.typed(data, "name", _text, f"Phase {phase_id}", what),
+            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
+            groups=tuple(groups), checkpoints=checkpoints, file=rel, loc=data.loc_of("phase"),
+            variables=variables,
+        )
+
+    def _group(self, data: MarkedDict, loc: Location, phase_id: str, plan_dir: str) -> Group | None:
+        self.check.keys(data, GROUP_KEYS, "a group")
+        group_id = self.check.typed(data, "id", _ident, None, "group")
+        if group_id is None:
+            self.check.error(data.loc, f"a group of phase {phase_id!r} needs an 'id'")
+            return None
+        what = f"group {group_id!r}"
+        tasks = tuple(
+            task for tdata, _ in _items(data, "tasks", self.check, what)
+            if (task := self._task(tdata, phase_id, group_id, plan_dir, False)) is not None
+        )
+        return Group(
+            id=group_id, phase=phase_id,
+            name=self.check.typed(data, "name", _text, group_id, what),
+            execution=self.check.typed(data, "execution", _choice(EXECUTION), "parallel", what),
+            max_parallel=self.check.typed(data, "max_parallel", _positive_int, None, what),
+            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
+            tasks=tasks, loc=data.loc_of("id"),
+        )
+
+    def _task(self, data: MarkedDict, phase_id: str, group_id: str, plan_dir: str,
+              is_checkpoint: bool) -> Task | None:
+        task_id = self.check.typed(data, "id", _ident, None, "task")
+        if task_id is None:
+            self.check.error(data.loc, f"a task of group {group_id!r} needs an 'id'")
+            return None
+        what = f"task {task_id!r}"
+        type_name = data.get("type")
+        handler = self.handlers.get(type_name) if isinstance(type_name, str) else None
+        if "type" not in data:
+            self.check.error(data.loc, f"{what} needs a 'type' (known: {', '.join(sorted(self.handlers))})")
+        elif handler is None:
+            known = ", ".join(sorted(self.handlers))
+            self.check.error(data.loc_of("type"), f"{what}: unknown handler type {type_name!r} "
+                             f"(known: {known}){suggest(type_name, self.handlers)}")
+        allowed = TASK_KEYS | (handler.keys if handler else frozenset(data) - TASK_KEYS)
+        self.check.keys(data, allowed, what)
+        params = {k: plain(v) for k, v in data.items() if k not in TASK_KEYS}
+        definition = {k: plain(v) for k, v in data.items() if k not in POLICY_KEYS}
+        task = Task(
+            id=task_id, phase=phase_id, group=group_id, type=str(type_name),
+            name=self.check.typed(data, "name", _text, task_id, what),
+            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
+            timeout=self.check.typed(data, "timeout", _number(0, allow_zero=False), None, what),
+            retries=self.check.typed(data, "retries", _count, 0, what),
+            retry_delay=self.check.typed(data, "retry_delay", _number(0), 0.0, what),
+            backoff=self.check.typed(data, "backoff", _number(1), 1.0, what),
+            on_failure=self.check.typed(data, "on_failure", _choice(ON_FAILURE), "skip_dependents", what),
+            critical=self.check.typed(data, "critical", _bool, True, what),
+            pool=self.check.typed(data, "pool", _text, None, what),
+            tags=self.check.typed(data, "tags", _str_list, (), what),
+            inputs=self.check.typed(data, "inputs", _str_list, (), what),
+            params=params, definition=definition, loc=data.loc_of("id"), key_locs=dict(data.key_locs),
+            is_checkpoint=is_checkpoint, plan_dir=plan_dir,
+        )
+        if handler is not None:
+            try:
+                handler.validate(task)
+            except PlanError as err:
+                self.check.errors.append(err)
+        return task
+
+    def _cross_check(self, phases: list[Phase]) -> None:
+        """Duplicate ids, references to unknown tasks, groups, phases and pools."""
+        seen_phases: dict[str, Phase] = {}
+        seen_tasks: dict[str, Task] = {}
+        for phase in phases:
+            if phase.id in seen_phases:
+                self.check.error(phase.loc, f"duplicate phase id {phase.id!r} "
+                                 f"(first at {seen_phases[phase.id].loc})")
+            seen_phases.setdefault(phase.id, phase)
+            seen_groups: dict[str, Group] = {}
+            for group in phase.groups:
+                if group.id in seen_groups:
+                    self.check.error(group.loc, f"duplicate group id {group.id!r} in phase {phase.id!r} "
+                                     f"(first at line {seen_groups[group.id].loc.line})")
+                seen_groups.setdefault(group.id, group)
+            for group in phase.groups:
+                for dep in group.depends_on:
+                    if dep not in seen_groups or dep == group.id:
+                        self.check.error(group.loc, f"group {group.id!r} depends on unknown group {dep!r} "
+                                         f"of phase {phase.id!r}{suggest(dep, seen_groups)}")
+            for task in phase.all_tasks:
+                if task.id in seen_tasks:
+                    self.check.error(task.loc, f"duplicate task id {task.id!r} "
+                                     f"(first at {seen_tasks[task.id].loc})")
+                seen_tasks.setdefault(task.id, task)
+        for phase in phases:
+            for dep in phase.depends_on:
+                if dep not in seen_phases or dep == phase.id:
+                    self.check.error(phase.loc, f"phase {phase.id!r} depends on unknown phase {dep!r}"
+                                     f"{suggest(dep, seen_phases)}")
+            for task in phase.all_tasks:
+                for dep in task.depends_on:
+                    if dep not in seen_tasks:
+                        self.check.error(task.loc_of("depends_on"), f"task {task.id!r} depends on "
+                                         f"unknown task {dep!r}{suggest(dep, seen_tasks)}")
+                if task.pool is not None and task.pool not in self.pools:
+                    self.pools.setdefault(task.pool, 1_000_000)  # unlimited until --pool sets it
+
+    def _check_cycles(self, plan: Plan) -> None:
+        cycle = dag.find_cycle(dag.build_graph(plan))
+        if cycle:
+            first = plan.tasks[cycle[1] if len(cycle) > 1 else cycle[0]]
+            self.check.error(first.loc_of("depends_on"), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _items(data: MarkedDict, key: str, check: _Checker, what: str):
+    """Yield (mapping, location) for each item of the list ``data[key]``."""
+    value = data.get(key)
+    if value is None:
+        return
+    if not isinstance(value, MarkedList):
+        check.error(data.loc_of(key), f"{what}: {key} must be a list")
+        return
+    for i, item in enumerate(value):
+        loc = value.item_locs[i]
+        mapping = check.mapping(item, loc, f"an item of {key}")
+        if mapping is not None:
+            yield mapping, loc
+
+
+def _pools(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of pool name: limit")
+    return {str(k): _positive_int(v) for k, v in value.items()}
+
+
+def _rates(value: Any) -> dict[str, str]:
+    from pytest_orch.ratelimit import parse_rate  # the scheduler's module owns the format
+
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of pool name: rate such as '50/minute'")
+    for rate in value.values():
+        parse_rate(str(rate))
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def plan_files(location: Path) -> list[Path]:
+    """The YAML files of a plan folder (templates/ excluded), or the one file named."""
+    if location.is_file():
+        return [location]
+    return sorted(
+        p for p in location.rglob("*")
+        if p.suffix in (".yaml", ".yml") and p.is_file() and "templates" not in p.relative_to(location).parts
+    )
+
+
+def load_plan(location: Path, root: Path, handlers: Mapping[str, Any],
+              overrides: Mapping[str, str] | None = None) -> Plan:
+    """Load and validate the plan at ``location``; raise PlanErrors with every problem."""
+    return PlanBuilder(handlers, overrides or {}, root).build(plan_files(location), location.stem)

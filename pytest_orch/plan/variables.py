@@ -1,0 +1,65 @@
+"""``${NAME}`` substitution in every string of a plan, with locations for unknown names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from pytest_orch.errors import Location, PlanError
+from pytest_orch.plan.load import MarkedDict, MarkedList
+
+# $${NAME} is a literal ${NAME}; ${{ ... }} is a CI expression and is left alone.
+_TOKEN = re.compile(r"\$\$\{(?P<escaped>\w+)\}|\$\{\{.*?\}\}|\$\{(?P<name>\w+)\}")
+
+
+def substitute(text: str, variables: Mapping[str, str], loc: Location) -> str:
+    """Replace ``${NAME}`` in one string; an unknown name is a PlanError at ``loc``."""
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "${" + match.group("escaped") + "}"
+        name = match.group("name")
+        if name is None:
+            return match.group(0)
+        if name not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise PlanError(loc, f"unknown variable ${{{name}}} (defined: {known})")
+        return str(variables[name])
+
+    return _TOKEN.sub(replace, text)
+
+
+def substitute_all(value: Any, variables: Mapping[str, str], loc: Location) -> Any:
+    """Return ``value`` with every string in it substituted, keeping line marks."""
+    if isinstance(value, str):
+        return substitute(value, variables, loc)
+    if isinstance(value, MarkedDict):
+        out = MarkedDict()
+        out.loc, out.key_locs = value.loc, value.key_locs
+        for key, item in value.items():
+            out[key] = substitute_all(item, variables, value.loc_of(key))
+        return out
+    if isinstance(value, MarkedList):
+        out_list = MarkedList()
+        out_list.loc, out_list.item_locs = value.loc, value.item_locs
+        out_list.extend(
+            substitute_all(item, variables, value.item_locs[i] if i < len(value.item_locs) else loc)
+            for i, item in enumerate(value)
+        )
+        return out_list
+    if isinstance(value, dict):
+        return {k: substitute_all(v, variables, loc) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_all(v, variables, loc) for v in value]
+    return value
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` as plain dicts and lists (for fingerprints and handlers)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

@@ -1,0 +1,199 @@
+"""One session's plan, graph and handlers, and how a task is executed. Lives in config.stash."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_orch import dag
+from pytest_orch.coordinator import Coordinator
+from pytest_orch.errors import HandlerError, PlanErrors
+from pytest_orch.handler import Handler, Outcome, TaskContext
+from pytest_orch.options import Settings
+from pytest_orch.plan.model import Plan, Task
+from pytest_orch.plan.validate import load_plan, plan_files
+from pytest_orch.registry import collect_handlers
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """True in an xdist worker: it runs what the controller sends and decides nothing."""
+    return hasattr(config, "workerinput")
+
+
+class Runtime:
+    """Loads the plan once, maps node ids to tasks, and runs a task's handler."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self._plan: Plan | None = None
+        self._errors: dict[str, list[str]] | None = None
+        self._handlers: dict[str, Handler] | None = None
+        self._graph: dag.Graph | None = None
+        self._markers: set[str] = set()
+        self.coordinator: Coordinator | None = None
+        self.run_reasons: dict[str, str] = {}
+        self.confirmed_now: set[str] = set()
+
+    # -- the plan ---------------------------------------------------------------------------
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        if self._handlers is None:
+            self._handlers = collect_handlers(self.config.pluginmanager)
+        return self._handlers
+
+    def load(self) -> None:
+        """Load and validate the whole plan; keep its errors by file for the collectors."""
+        if self._errors is not None:
+            return
+        self._errors = {}
+        try:
+            self._plan = load_plan(self.settings.plan_path, self.settings.root, self.handlers,
+                                   self.settings.variables)
+        except PlanErrors as exc:
+            for err in exc.errors:
+                key = err.loc.path if err.loc else ""
+                self._errors.setdefault(key, []).append(str(err))
+            return
+        self._graph = dag.build_graph(self._plan)
+
+    def selection_errors(self) -> list[str]:
+        """--phase and --group values that name nothing in the plan."""
+        plan = self.plan
+        phases = [p.id for p in plan.phases]
+        errors = [f"--phase {wanted}: no such phase in the plan (phases: {', '.join(phases)})"
+                  for wanted in sorted(self.settings.phases - set(phases))]
+        groups = {g.id for p in plan.phases for g in p.groups} | \
+            {f"{p.id}.{g.id}" for p in plan.phases for g in p.groups}
+        errors += [f"--group {wanted}: no such group in the plan (groups: {', '.join(sorted(groups))})"
+                   for wanted in sorted(self.settings.groups - groups)]
+        return errors
+
+    def in_selected_scope(self, task: Task) -> bool:
+        """True when --phase and --group leave the task in."""
+        settings = self.settings
+        if settings.phases and task.phase not in settings.phases:
+            return False
+        if settings.groups:
+            if task.is_checkpoint:
+                return not settings.groups
+            return task.group in settings.groups or f"{task.phase}.{task.group}" in settings.groups
+        return True
+
+    @property
+    def plan(self) -> Plan:
+        self.load()
+        if self._plan is None:
+            raise PlanErrors([])
+        return self._plan
+
+    @property
+    def graph(self) -> dag.Graph:
+        self.load()
+        assert self._graph is not None
+        return self._graph
+
+    @property
+    def ok(self) -> bool:
+        self.load()
+        return not self._errors
+
+    def errors_in(self, relpath: str) -> list[str]:
+        """Plan errors located in one file (errors without a file go to every file)."""
+        self.load()
+        assert self._errors is not None
+        return self._errors.get(relpath, []) + self._errors.get("", [])
+
+    def all_errors(self) -> list[str]:
+        self.load()
+        return [e for errors in (self._errors or {}).values() for e in errors]
+
+    def is_plan_file(self, path: Path) -> bool:
+        location = self.settings.plan_path
+        if location.is_file():
+            return path.resolve() == location.resolve()
+        return path.suffix in (".yaml", ".yml") and path.resolve() in self._plan_files()
+
+    def _plan_files(self) -> set[Path]:
+        if not hasattr(self, "_files"):
+            self._files = {p.resolve() for p in plan_files(self.settings.plan_path)}
+        return self._files
+
+    def nodeids(self) -> dict[str, str]:
+        """Node id -> task id for every task, as collection names them."""
+        from pytest_orch.collect import task_nodeid
+
+        if not hasattr(self, "_nodeids"):
+            self._nodeids = {task_nodeid(t, p.file): t.id for p in self.plan.phases for t in p.all_tasks}
+        return self._nodeids
+
+    def task_id_of(self, nodeid: str) -> str | None:
+        if not self.ok:
+            return None
+        return self.nodeids().get(nodeid)
+
+    def register_marker(self, tag: str) -> None:
+        if tag not in self._markers:
+            self._markers.add(tag)
+            self.config.addinivalue_line("markers", f"{tag}: tasks tagged {tag!r} in the plan")
+
+    def phase_tasks(self) -> dict[str, list[Task]]:
+        by_phase: dict[str, list[Task]] = defaultdict(list)
+        for task in self.plan.tasks.values():
+            by_phase[task.phase].append(task)
+        return by_phase
+
+    # -- running a task -----------------------------------------------------------------------
+    def interactive(self) -> bool:
+        """A person can answer a prompt: -s, a terminal on stdin, not CI, not an xdist worker."""
+        return (
+            self.config.getoption("capture", "fd") == "no"
+            and sys.stdin is not None and sys.stdin.isatty()
+            and not os.environ.get("CI")
+            and not is_worker(self.config)
+        )
+
+    def context(self, task: Task) -> TaskContext:
+        phase = self.plan.phase(task.phase)
+        templates = self.settings.root / task.plan_dir / "templates"
+        confirmed = is_worker(self.config) or (
+            self.coordinator is not None and self.coordinator.is_confirmed(task.id))
+        return TaskContext(
+            root=self.settings.root,
+            dry_run=self.settings.dry_run,
+            variables=dict(phase.variables),
+            templates_dir=templates if templates.is_dir() else None,
+            timeout=task.timeout,
+            confirmed=confirmed,
+            interactive=self.interactive(),
+        )
+
+    def execute(self, task: Task) -> Outcome:
+        """Run the task's handler; an expected handler error becomes a failed outcome."""
+        ctx = self.context(task)
+        lines: list[str] = []
+        ctx.log = lines.append
+        try:
+            outcome = self.handlers[task.type].run(task, ctx)
+        except HandlerError as exc:
+            outcome = Outcome("failed", message=str(exc))
+        if lines:
+            outcome.output = "\n".join(lines) + ("\n" + outcome.output if outcome.output else "")
+        if ctx.extra.get("confirmed_now"):
+            self.confirmed_now.add(task.id)
+        return outcome
+
+    def run_reason(self, task_id: str) -> str:
+        return self.run_reasons.get(task_id, "")
+
+    def task_writes_files(self) -> frozenset[str]:
+        return frozenset(name for name, h in self.handlers.items() if getattr(h, "writes_files", False))
+
+
+def describe(value: Any) -> str:
+    return ", ".join(value) if isinstance(value, (list, tuple, set, frozenset)) else str(value)
