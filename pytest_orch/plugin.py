@@ -54,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
         controller = Controller(runtime, junit.resolve())
         config.stash[CONTROLLER_KEY] = controller
         config.pluginmanager.register(controller, "orch-controller")
+    if config.pluginmanager.hasplugin("xdist"):
+        # registered only with xdist present: its hooks are unknown to pytest otherwise
+        from pytest_orch import xdist_sched
+
+        config.pluginmanager.register(xdist_sched, "orch-xdist")
 
 
 def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:

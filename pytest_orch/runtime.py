@@ -39,6 +39,7 @@ class Runtime:
         self.coordinator: Coordinator | None = None
         self.run_reasons: dict[str, str] = {}
         self.confirmed_now: set[str] = set()
+        self.durations: dict[str, float] = {}
 
     # -- the plan ---------------------------------------------------------------------------
     @property
@@ -187,6 +188,10 @@ class Runtime:
         if ctx.extra.get("confirmed_now"):
             self.confirmed_now.add(task.id)
         return outcome
+
+    def task_durations(self) -> dict[str, float]:
+        """Seconds each task took when it last passed (from the state store; empty without one)."""
+        return dict(self.durations)
 
     def run_reason(self, task_id: str) -> str:
         return self.run_reasons.get(task_id, "")

@@ -1,0 +1,1 @@
+"""xdist integration (being written): the DAG scheduler for -n N."""
