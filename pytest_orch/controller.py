@@ -28,7 +28,7 @@ class Controller:
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         self.started = time.time()
         self.git_clean: bool | None = None
-        self.collector = ResultCollector(runtime.task_id_of, self._task_final)
+        self.collector = ResultCollector(self._task_id_of, self._task_final)
 
     # -- the coordinator ------------------------------------------------------------------------
     def start_coordinator(self, selected: set[str]) -> Coordinator:
@@ -43,7 +43,21 @@ class Controller:
                 writes_files=runtime.task_writes_files(),
             )
         runtime.coordinator.select(selected)
+        self._take_over_junitxml()
         return runtime.coordinator
+
+    def _take_over_junitxml(self) -> None:
+        """Write --junitxml ourselves: pytest's writer makes one testcase per rerun attempt."""
+        from _pytest.junitxml import xml_key
+
+        logxml = self.config.stash.get(xml_key, None)
+        if logxml is not None:
+            self.junit_path = Path(logxml.logfile)
+            self.config.pluginmanager.unregister(logxml)
+            del self.config.stash[xml_key]
+
+    def _task_id_of(self, nodeid: str) -> str | None:
+        return self.runtime.task_id_of(nodeid) if self.runtime.coordinator is not None else None
 
     def _task_final(self, result: TaskResult) -> None:
         coordinator = self.runtime.coordinator
@@ -61,14 +75,14 @@ class Controller:
         self.collector.add(report)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.runtime.ok and not session.config.option.collectonly:
-            selected = {item.task.id for item in session.items if isinstance(item, TaskItem)}
+        selected = {item.task.id for item in session.items if isinstance(item, TaskItem)}
+        if selected and not session.config.option.collectonly:
             self.start_coordinator(selected)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_orch.reports.terminal import write_summary
 
-        if self.runtime.ok and self.collector.results:
+        if self.runtime.coordinator is not None and self.collector.results:
             write_summary(terminalreporter, self.runtime, list(self.collector.results.values()),
                           self.report_paths())
 

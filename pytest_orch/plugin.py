@@ -47,11 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
     if not is_worker(config):
-        junit = Path(config.option.xmlpath) if getattr(config.option, "xmlpath", None) else \
-            settings.report_dir / "junit.xml"
-        # pytest's own junitxml writes one testcase per rerun attempt; ours writes one per task
-        config.option.xmlpath = None
-        controller = Controller(runtime, junit.resolve())
+        controller = Controller(runtime, (settings.report_dir / "junit.xml").resolve())
         config.stash[CONTROLLER_KEY] = controller
         config.pluginmanager.register(controller, "orch-controller")
     if config.pluginmanager.hasplugin("xdist"):

@@ -84,7 +84,9 @@ def load_yaml(path: Path, relpath: str) -> Any:
     try:
         return yaml.load(text, Loader=_make_loader(relpath))  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # the context mark is where the broken construct starts (an unclosed bracket), which is
+        # where a person should look; the problem mark may be at the end of the file
+        mark = exc.context_mark or exc.problem_mark
         loc = _location(relpath, mark) if mark else Location(relpath, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:

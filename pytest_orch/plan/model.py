@@ -57,6 +57,7 @@ class Group:
     depends_on: tuple[str, ...]
     tasks: tuple[Task, ...]
     loc: Location
+    depends_loc: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Phase:
     file: str
     loc: Location
     variables: Mapping[str, str] = field(default_factory=dict)
+    depends_loc: Location | None = None
 
     @property
     def all_tasks(self) -> tuple[Task, ...]:

@@ -228,7 +228,7 @@ class PlanBuilder:
             name=self.check.typed(data, "name", _text, f"Phase {phase_id}", what),
             depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
             groups=tuple(groups), checkpoints=checkpoints, file=rel, loc=data.loc_of("phase"),
-            variables=variables,
+            variables=variables, depends_loc=data.loc_of("depends_on"),
         )
 
     def _group(self, data: MarkedDict, loc: Location, phase_id: str, plan_dir: str) -> Group | None:
@@ -248,7 +248,7 @@ class PlanBuilder:
             execution=self.check.typed(data, "execution", _choice(EXECUTION), "parallel", what),
             max_parallel=self.check.typed(data, "max_parallel", _positive_int, None, what),
             depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
-            tasks=tasks, loc=data.loc_of("id"),
+            tasks=tasks, loc=data.loc_of("id"), depends_loc=data.loc_of("depends_on"),
         )
 
     def _task(self, data: MarkedDict, phase_id: str, group_id: str, plan_dir: str,
@@ -311,7 +311,7 @@ class PlanBuilder:
             for group in phase.groups:
                 for dep in group.depends_on:
                     if dep not in seen_groups or dep == group.id:
-                        self.check.error(group.loc, f"group {group.id!r} depends on unknown group {dep!r} "
+                        self.check.error(group.depends_loc, f"group {group.id!r} depends on unknown group {dep!r} "
                                          f"of phase {phase.id!r}{suggest(dep, seen_groups)}")
             for task in phase.all_tasks:
                 if task.id in seen_tasks:
@@ -321,7 +321,7 @@ class PlanBuilder:
         for phase in phases:
             for dep in phase.depends_on:
                 if dep not in seen_phases or dep == phase.id:
-                    self.check.error(phase.loc, f"phase {phase.id!r} depends on unknown phase {dep!r}"
+                    self.check.error(phase.depends_loc, f"phase {phase.id!r} depends on unknown phase {dep!r}"
                                      f"{suggest(dep, seen_phases)}")
             for task in phase.all_tasks:
                 for dep in task.depends_on:
