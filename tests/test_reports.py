@@ -1,0 +1,106 @@
+"""What a run leaves behind: JUnit XML that CI accepts, run.json, and the terminal summary."""
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import xmlschema
+
+SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit-10.xsd"))
+
+PLAN = {"phases/p1": """
+    phase: 1
+    name: Baseline
+    groups:
+      - id: a
+        tasks:
+          - {id: "1.1", name: Say hello, type: command, run: "echo hello from 1.1"}
+          - {id: "1.2", type: command, shell: true, retries: 2, run: "echo attempt; exit 3"}
+          - id: "1.3"
+            type: command
+            shell: true
+            retries: 2
+            run: "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; test $n -ge 1"
+          - {id: "1.4", type: command, run: "true", depends_on: ["1.2"]}
+    checkpoints:
+      - {id: "1.check", type: command, run: "true"}
+    """}
+
+
+@pytest.fixture
+def ran(pytester):
+    pytester.makefile(".yaml", **PLAN)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3, failed=1, skipped=1)
+    return pytester, result
+
+
+def cases(path):
+    return {case.get("name"): case for case in ET.parse(path).getroot().iter("testcase")}
+
+
+def test_junit_is_valid_and_has_one_testcase_per_task_after_retries(ran):
+    pytester, _ = ran
+    path = pytester.path / "reports" / "junit.xml"
+    SCHEMA.validate(str(path))
+    by_name = cases(path)
+    assert sorted(by_name) == ["1.1", "1.2", "1.3", "1.4", "1.check"]
+    assert len(list(ET.parse(path).getroot().iter("testcase"))) == 5
+    assert by_name["1.1"].get("classname") == "phases.1.a"
+    assert by_name["1.check"].get("classname") == "phases.1.checkpoints"
+    assert "hello from 1.1" in by_name["1.1"].find("system-out").text
+    failed = by_name["1.2"]
+    assert failed.find("failure") is not None
+    assert len(failed.findall("rerunFailure")) == 2  # two earlier attempts, then the final failure
+    flaky = by_name["1.3"]
+    assert flaky.find("failure") is None and len(flaky.findall("flakyFailure")) == 1
+    assert by_name["1.4"].find("skipped").get("message") == "dependency 1.2 failed"
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "1", "1")
+
+
+def test_run_json_has_the_contract_fields(ran):
+    pytester, _ = ran
+    data = json.loads((pytester.path / "reports" / "run.json").read_text())
+    assert data["schema"] == 1 and data["outcome"] == "failed"
+    assert {"run_id", "started", "finished", "git_clean", "tasks"} <= set(data)
+    tasks = {t["id"]: t for t in data["tasks"]}
+    fields = {"id", "phase", "group", "name", "type", "outcome", "attempts", "duration", "started",
+              "finished", "worker", "changed", "message"}
+    for task in tasks.values():
+        assert fields <= set(task)
+    assert tasks["1.1"]["name"] == "Say hello" and tasks["1.1"]["type"] == "command"
+    assert (tasks["1.1"]["phase"], tasks["1.1"]["group"]) == ("1", "a")
+    assert tasks["1.2"]["attempts"] == 3 and tasks["1.2"]["outcome"] == "failed"
+    assert tasks["1.3"]["attempts"] == 2 and tasks["1.3"]["outcome"] == "passed"
+    assert tasks["1.4"]["outcome"] == "skipped"
+    for stamp in (data["started"], data["finished"], tasks["1.1"]["started"]):
+        assert stamp.endswith("Z") and datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert tasks["1.1"]["started"] <= tasks["1.1"]["finished"]
+
+
+def test_terminal_summary_ends_with_one_line_per_phase(ran):
+    _, result = ran
+    result.stdout.fnmatch_lines(["*pytest-orch phases*",
+                                 "phase 1 (Baseline): 3 passed, 1 failed, 1 skipped in *s"])
+
+
+def test_orch_report_and_junitxml_move_the_reports(pytester):
+    pytester.makefile(".yaml", **PLAN)
+    pytester.runpytest("--orch-report", "out/orch", "--junitxml", "ci/results.xml")
+    assert (pytester.path / "out" / "orch" / "run.json").exists()
+    assert not (pytester.path / "reports").exists()
+    path = pytester.path / "ci" / "results.xml"
+    SCHEMA.validate(str(path))
+    assert len(cases(path)) == 5  # our writer, not pytest's one-testcase-per-attempt one
+
+
+def test_plain_tests_in_the_same_session_get_their_own_testcases(pytester):
+    pytester.makefile(".yaml", **{"phases/p1": PLAN["phases/p1"].replace("exit 3", "exit 0")})
+    pytester.makepyfile(test_unit="def test_one():\n    print('unit out')\n")
+    pytester.runpytest()
+    by_name = cases(pytester.path / "reports" / "junit.xml")
+    assert by_name["test_one"].get("classname") == "test_unit"
+    SCHEMA.validate(str(pytester.path / "reports" / "junit.xml"))
