@@ -16,7 +16,13 @@ REQUIRED = ("keys", "version", "writes_files", "validate", "inputs", "run")
 def entry_point_handler_types() -> dict[str, type]:
     """Load every handler class declared in the ``pytest_orch.handlers`` entry-point group."""
     found: dict[str, type] = {}
+    origin: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"{ep.dist.name if ep.dist else 'an installed package'} ({ep.value})"
+        if ep.name in origin and origin[ep.name] != where:
+            raise pytest.UsageError(
+                f"handler type {ep.name!r} is provided twice: by {origin[ep.name]} and by {where}")
+        origin[ep.name] = where
         try:
             found[ep.name] = ep.load()
         except Exception as exc:  # a broken plugin must not look like a bug of ours
@@ -36,7 +42,8 @@ def collect_handlers(pluginmanager: Any) -> dict[str, Handler]:
     handlers: dict[str, Handler] = {}
     for impl in pluginmanager.hook.pytest_orch_handler_types.get_hookimpls():
         result = impl.function() or {}
-        source = impl.plugin_name
+        # our own implementation is the entry-point group; name it as a user would look for it
+        source = f"the {ENTRY_POINT_GROUP} entry points" if impl.plugin_name == "orch" else impl.plugin_name
         for name, cls in result.items():
             if name in sources:
                 raise pytest.UsageError(
