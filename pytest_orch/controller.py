@@ -15,6 +15,8 @@ from pytest_orch.coordinator import Coordinator
 from pytest_orch.reports.junit import default_classname, write_junit
 from pytest_orch.reports.run_json import write_run_json
 from pytest_orch.results import ResultCollector, TaskResult
+from pytest_orch.run_state import RunState
+from pytest_orch.runlock import RunLocked
 from pytest_orch.runtime import Runtime
 
 
@@ -27,19 +29,34 @@ class Controller:
         self.junit_path = junit_path
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         self.started = time.time()
-        self.git_clean: bool | None = None
+        self.state: RunState | None = None
+        self.starts: dict[str, int] = {}
+        self.status_shown = False
         self.collector = ResultCollector(self._task_id_of, self._task_final)
 
     # -- the coordinator ------------------------------------------------------------------------
     def start_coordinator(self, selected: set[str]) -> Coordinator:
         """Create the session's coordinator for the selected tasks (once per session)."""
         runtime = self.runtime
+        settings = runtime.settings
         if runtime.coordinator is None:
+            try:
+                self.state = RunState(runtime, self.run_id, self.started, readonly=settings.dry_run)
+            except RunLocked as exc:
+                raise pytest.UsageError(str(exc)) from None
+            refuse = None
+            if not settings.dry_run:
+                self.state.check_git(settings.report_dir)
+                if self.state.dirty and not settings.allow_dirty:
+                    refuse = dirty_reason(self.state.dirty)
+            self.state.begin(self.started)
             runtime.coordinator = Coordinator(
                 runtime.plan, runtime.graph,
-                confirmed=runtime.settings.confirm,
-                force=runtime.settings.force,
+                confirmed=settings.confirm,
+                history=self.state,
+                force=settings.force,
                 interactive=runtime.interactive(),
+                refuse_writes=refuse,
                 writes_files=runtime.task_writes_files(),
             )
         runtime.coordinator.select(selected)
@@ -67,9 +84,44 @@ class Controller:
         if decision is not None and decision.action == "run" and not result.reason:
             result.reason = self.runtime.run_reason(result.task_id)
         coordinator.task_ended(result.task_id, result.outcome)
+        if self.state is not None:
+            self.state.task_ended(result, self.runtime.plan.tasks[result.task_id])
         self.config.hook.pytest_orch_task_finished(task=self.runtime.plan.tasks[result.task_id], result=result)
 
     # -- hooks ----------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        """--orch-status prints what earlier runs left and stops before collecting anything."""
+        if not self.runtime.settings.status:
+            return None
+        from pytest_orch.reports.status import write_status
+
+        if not self.runtime.ok:
+            raise pytest.UsageError("\n".join(self.runtime.all_errors()))
+        state = RunState(self.runtime, self.run_id, self.started, readonly=True)
+        try:
+            write_status(self.config.pluginmanager.get_plugin("terminalreporter"), self.runtime, state)
+        finally:
+            state.end(time.time(), "passed")
+        self.status_shown = True
+        return True
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """With -v, a task that ran says why: never ran, input X changed, forced."""
+        if report.when != "call" or not report.passed or config.option.verbose < 1:
+            return None
+        task_id = self._task_id_of(report.nodeid)
+        reason = self.runtime.run_reasons.get(task_id or "")
+        if not reason:
+            return None
+        return "passed", ".", (f"PASSED ({reason})", {"green": True})
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        task_id = self._task_id_of(nodeid)
+        if task_id is not None and self.state is not None:
+            self.starts[task_id] = self.starts.get(task_id, 0) + 1
+            self.state.task_started(task_id, self.starts[task_id])
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -91,10 +143,17 @@ class Controller:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.status_shown:
+            session.exitstatus = pytest.ExitCode.OK
+            return
         if session.config.option.collectonly or not self.runtime.ok or self.runtime.coordinator is None:
             return
         session.exitstatus = self._exit_status(session)
-        self._write_reports(session)
+        try:
+            self._write_reports(session)
+        finally:
+            if self.state is not None:
+                self.state.end(time.time(), self.run_outcome(session))
 
     def _exit_status(self, session: pytest.Session) -> int:
         status = session.exitstatus
@@ -118,7 +177,8 @@ class Controller:
         write_junit(self.junit_path, results, runtime.plan.name, self.started, self._classname)
         write_run_json(
             runtime.settings.report_dir / "run.json", run_id=self.run_id, started=self.started,
-            finished=time.time(), outcome=self.run_outcome(session), git_clean=self.git_clean,
+            finished=time.time(), outcome=self.run_outcome(session),
+            git_clean=self.state.git_clean if self.state else None,
             dry_run=runtime.settings.dry_run, results=results, plan=runtime.plan,
         )
 
@@ -151,6 +211,13 @@ class Controller:
                                        start=now, stop=now, duration=0.0)
             hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+
+def dirty_reason(paths: list[str], shown: int = 10) -> str:
+    """One line: why tasks that change files refuse to run, and what to do."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return (f"refused: the git work tree has uncommitted changes the plan did not make: "
+            f"{', '.join(paths[:shown])}{more} (commit or stash them, or pass --allow-dirty)")
 
 
 def group_by_phase(results: list[TaskResult], runtime: Runtime) -> dict[str, list[TaskResult]]:

@@ -29,8 +29,12 @@ class History(Protocol):
 
     def previous_outcome(self, task_id: str) -> str | None: ...
     def is_confirmed(self, task_id: str) -> bool: ...
-    def up_to_date(self, task: Task) -> str | None:
-        """Return the up-to-date message when ``task`` need not run again, else None."""
+    def up_to_date(self, task: Task, force: bool = False) -> str | None:
+        """Return the up-to-date message when ``task`` need not run again, else None.
+
+        Called for every task that may run, ``force`` or not, so the history can take the
+        task's fingerprint before it runs.
+        """
 
 
 class NoHistory:
@@ -42,7 +46,7 @@ class NoHistory:
     def is_confirmed(self, task_id: str) -> bool:
         return False
 
-    def up_to_date(self, task: Task) -> str | None:
+    def up_to_date(self, task: Task, force: bool = False) -> str | None:
         return None
 
 
@@ -90,10 +94,9 @@ class Coordinator:
             instructions = str(task.params.get("instructions", "")).strip()
             return Decision("skip", f"manual step not confirmed: {instructions}", blocked_by=task.id,
                             hint=f"pytest --confirm {task.id}")
-        if not self.force:
-            message = self.history.up_to_date(task)
-            if message is not None:
-                return Decision("up_to_date", message)
+        message = self.history.up_to_date(task, force=self.force)
+        if message is not None:
+            return Decision("up_to_date", message)
         if self.refuse_writes and task.type in self.writes_files:
             return Decision("skip", self.refuse_writes, blocked_by=task.id, hint="pytest --allow-dirty")
         return Decision("run")

@@ -44,6 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # no plan: plain pytest, untouched
     runtime = Runtime(config, settings)
     config.stash[RUNTIME_KEY] = runtime
+    if settings.status and not is_worker(config):
+        config.option.dist, config.option.numprocesses = "no", None  # status runs nothing: no workers
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
     if not is_worker(config):

@@ -46,6 +46,9 @@ def write_summary(tr: Any, runtime: Runtime, results: list[TaskResult], report_p
         noncritical = [t for t, o in coordinator.outcomes.items() if o == "failed" and t not in failed]
         if noncritical:
             tr.write_line(f"non-critical tasks failed (the run does not fail for them): {', '.join(noncritical)}")
+    state = getattr(tr.config.pluginmanager.get_plugin("orch-controller"), "state", None)
+    if state is not None and state.git_note:
+        tr.write_line(f"note: {state.git_note}")
     tr.write_sep("=", "pytest-orch phases")
     for phase in plan.phases:
         phase_results = [r for r in tasks if plan.tasks[r.task_id].phase == phase.id]

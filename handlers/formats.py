@@ -1,0 +1,199 @@
+"""Load and dump JSON, YAML and TOML so that an edit changes only the edited lines.
+
+Each ``load_*`` returns a :class:`TreeDocument`: the parsed data plus how to write it back. YAML goes
+through ruamel.yaml's round-trip mode with the document's own indentation, TOML through tomlkit, and
+JSON keeps its indent, key order and final newline. Parse errors raise FormatError with the line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import tomlkit
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from pytest_orch.handlers import dotted_path
+
+
+class FormatError(Exception):
+    """A file that does not parse in its format; the message says where."""
+
+
+class TreeDocument:
+    """A parsed config file edited through dotted paths."""
+
+    def __init__(self, data: Any, dump: Callable[[Any], str], convert: Callable[[Any], Any]):
+        self.data = data
+        self._dump = dump
+        self._convert = convert
+
+    def set(self, path: str, value: Any) -> bool:
+        return dotted_path.set_value(self.data, path, value, self._convert)
+
+    def remove(self, path: str) -> bool:
+        return dotted_path.remove(self.data, path)
+
+    def append(self, path: str, items: list[Any]) -> bool:
+        return dotted_path.append(self.data, path, items, self._convert)
+
+    def dump(self) -> str:
+        return self._dump(self.data)
+
+
+def plain(value: Any) -> Any:
+    """Turn plan values (the loader's marked dicts and lists) into plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k) if not isinstance(k, int) else k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def load_json(text: str) -> TreeDocument:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
+    indent = _json_indent(text)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    trailing = text.endswith(("\n", "\r"))
+
+    def dump(obj: Any) -> str:
+        out = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)  # dates from YAML
+        if newline != "\n":
+            out = out.replace("\n", newline)
+        return out + (newline if trailing else "")
+
+    return TreeDocument(data, dump, plain)
+
+
+def _json_indent(text: str) -> int | str | None:
+    """The indent of the first indented line after an opening bracket; None for one-line JSON."""
+    lines = text.splitlines()
+    for prev, line in zip(lines, lines[1:]):
+        if prev.rstrip().endswith(("{", "[")) and line.strip():
+            lead = line[: len(line) - len(line.lstrip())]
+            prev_lead = prev[: len(prev) - len(prev.lstrip())]
+            step = lead[len(prev_lead) :] if lead.startswith(prev_lead) else lead
+            if not step:
+                continue
+            return "\t" if step.startswith("\t") else len(step)
+    return None
+
+
+# --- YAML ---------------------------------------------------------------------------------------
+
+_KEY_LINE = re.compile(r"^(\s*)(?:- +)?[^\s#-][^#]*?:\s*(?:#.*)?$")
+
+
+def _yaml_indent(text: str) -> tuple[int, int, int]:
+    """Guess (mapping, sequence, offset) for ruamel from the way the file indents its blocks.
+
+    ``sequence`` is where an item's content starts relative to its parent key, ``offset`` where
+    the dash stands: a GitHub workflow's ``  - run: x`` under ``steps:`` is (2, 4, 2).
+    """
+    mappings: Counter[int] = Counter()
+    sequences: Counter[tuple[int, int]] = Counter()
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for prev, line in zip(lines, lines[1:]):
+        match = _KEY_LINE.match(prev)
+        if not match or prev.rstrip().endswith(("|", ">", "|-", ">-")):
+            continue
+        base = len(match.group(1))
+        if prev.lstrip().startswith("-"):  # "- key:" : the key's column is after the dash
+            base += len(prev.lstrip()) - len(prev.lstrip()[1:].lstrip())
+        stripped = line.lstrip()
+        col = len(line) - len(stripped)
+        if col <= base:
+            continue
+        if stripped.startswith("- ") or stripped == "-":
+            content = col + 1 + (len(stripped[1:]) - len(stripped[1:].lstrip()) or 1)
+            sequences[(content - base, col - base)] += 1
+        else:
+            mappings[col - base] += 1
+    mapping = mappings.most_common(1)[0][0] if mappings else 2
+    if sequences:
+        sequence, offset = sequences.most_common(1)[0][0]
+    else:
+        sequence, offset = mapping, 0
+    return mapping, max(sequence, offset + 2), offset
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long lines
+    return yaml
+
+
+def load_yaml(text: str) -> TreeDocument:
+    yaml = _yaml()
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise FormatError(f"{where}{exc.problem or exc.context}") from None
+    except YAMLError as exc:
+        raise FormatError(str(exc).splitlines()[0]) from None
+    if data is None:
+        data = CommentedMap()
+    mapping, sequence, offset = _yaml_indent(text)
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    yaml.explicit_start = first.startswith("---")
+    trailing = text.endswith("\n")
+
+    def dump(obj: Any) -> str:
+        buf = io.StringIO()
+        yaml.dump(obj, buf)
+        out = buf.getvalue()
+        return out if trailing or not out.endswith("\n") else out[:-1]
+
+    return TreeDocument(data, dump, to_yaml)
+
+
+def to_yaml(value: Any) -> Any:
+    """Plan values as ruamel's round-trip types, so new blocks come out in block style."""
+    if isinstance(value, Mapping):
+        out = CommentedMap()
+        for k, v in value.items():
+            out[k] = to_yaml(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return CommentedSeq(to_yaml(v) for v in value)
+    return value
+
+
+# --- TOML ---------------------------------------------------------------------------------------
+
+
+def load_toml(text: str) -> TreeDocument:
+    try:
+        data = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise FormatError(f"line {exc.line}: {str(exc).split(' at line')[0]}") from None
+    return TreeDocument(data, tomlkit.dumps, _to_toml)
+
+
+def _to_toml(value: Any) -> Any:
+    if value is None:
+        raise dotted_path.PathError("TOML has no null value")
+    return plain(value)
+
+
+LOADERS: dict[str, Callable[[str], TreeDocument]] = {
+    "json": load_json,
+    "yaml": load_yaml,
+    "toml": load_toml,
+}

@@ -1,0 +1,86 @@
+"""One run at a time: a second run refuses at once, a killed run's lock is taken over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from pytest_orch.runlock import RunLock, RunLocked, pid_alive
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from pytest_orch.runlock import RunLock
+    lock = RunLock(Path(sys.argv[1]))
+    lock.acquire(started=sys.argv[2], argv=["pytest", "--phase", "1"])
+    print("locked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hold_in_child(root, started):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), started], stdout=subprocess.PIPE,
+                             text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_second_run_refuses_at_once_naming_the_holder(tmp_path):
+    started = now()
+    child = hold_in_child(tmp_path, started)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(RunLocked) as info:
+            RunLock(tmp_path).acquire()
+        assert time.perf_counter() - start < 1
+        assert str(info.value) == (
+            f"another pytest-orch run holds .orch/run.lock: pid {child.pid} on host "
+            f"{socket.gethostname()} since {started}"
+        )
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_lock_of_a_killed_run_is_taken_over(tmp_path):
+    child = hold_in_child(tmp_path, now())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not pid_alive(child.pid)
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    try:
+        assert lock.took_over is not None and lock.took_over["pid"] == child.pid
+        assert lock.read_owner()["pid"] == os.getpid()
+        with pytest.raises(RunLocked, match=f"pid {os.getpid()} "):
+            RunLock(tmp_path).acquire()  # another instance in this process is refused too
+    finally:
+        lock.release()
+    assert not (tmp_path / ".orch" / "lock-owner.json").exists()
+    again = RunLock(tmp_path)
+    again.acquire()
+    assert again.took_over is None  # the last run ended cleanly
+    again.release()
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid())
+    # A pid created after the owner's start time is a reused pid.
+    assert not pid_alive(os.getpid(), "2000-01-01T00:00:00Z")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not pid_alive(child.pid)
