@@ -214,3 +214,17 @@ def test_unknown_phase_flag_is_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--phase 9: no such phase in the plan (phases: 1)*"])
     assert not (pytester.path / "ran.txt").exists()
+
+
+def test_a_value_that_is_one_variable_keeps_a_number_type(pytester):
+    pytester.makefile(".toml", pyproject='[tool.coverage.report]\nfail_under = 60\n')
+    pytester.makefile(".yaml", **{"phases/p1": """
+        phase: 1
+        vars: {MIN: "85"}
+        groups:
+          - id: a
+            tasks:
+              - {id: "1.1", type: config_edit, file: pyproject.toml, set: {tool.coverage.report.fail_under: "${MIN}"}}
+        """})
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert (pytester.path / "pyproject.toml").read_text() == "[tool.coverage.report]\nfail_under = 85"

@@ -181,7 +181,7 @@ def test_second_run_refuses_while_one_is_running(pytester):
         groups:
           - id: a
             tasks:
-              - {id: "1.1", type: command, shell: true, run: "touch started; sleep 30"}
+              - {id: "1.1", type: command, shell: true, run: "echo $$ > shell.pid; touch started; sleep 30"}
         """})
     first = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=pytester.path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -195,6 +195,8 @@ def test_second_run_refuses_while_one_is_running(pytester):
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        # the command runs in its own process group, which a SIGKILL of pytest does not reach
+        os.killpg(int((pytester.path / "shell.pid").read_text()), signal.SIGKILL)
     # the killed run's lock is noticed and taken over
     (pytester.path / "phases" / "p1.yaml").write_text(
         'phase: 1\ngroups:\n  - id: a\n    tasks:\n      - {id: "1.1", type: command, run: "true"}\n')

@@ -5,11 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+import yaml
+
 from pytest_orch.errors import Location, PlanError
 from pytest_orch.plan.load import MarkedDict, MarkedList
 
 # $${NAME} is a literal ${NAME}; ${{ ... }} is a CI expression and is left alone.
 _TOKEN = re.compile(r"\$\$\{(?P<escaped>\w+)\}|\$\{\{.*?\}\}|\$\{(?P<name>\w+)\}")
+_WHOLE = re.compile(r"^\$\{(\w+)\}$")
+
+
+def _typed(text: str) -> Any:
+    """A value that is a single ${NAME} keeps a number's or boolean's type: fail_under: ${MIN}."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool)) else text
 
 
 def substitute(text: str, variables: Mapping[str, str], loc: Location) -> str:
@@ -34,7 +46,8 @@ def substitute(text: str, variables: Mapping[str, str], loc: Location) -> str:
 def substitute_all(value: Any, variables: Mapping[str, str], loc: Location) -> Any:
     """Return ``value`` with every string in it substituted, keeping line marks."""
     if isinstance(value, str):
-        return substitute(value, variables, loc)
+        result = substitute(value, variables, loc)
+        return _typed(result) if _WHOLE.match(value) else result
     if isinstance(value, MarkedDict):
         out = MarkedDict()
         out.loc, out.key_locs = value.loc, value.key_locs
