@@ -118,7 +118,8 @@ class Controller:
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         task_id = self._task_id_of(nodeid)
-        if task_id is not None and self.state is not None:
+        decision = self.runtime.coordinator.decisions.get(task_id) if task_id is not None else None
+        if task_id is not None and self.state is not None and (decision is None or decision.action == "run"):
             self.starts[task_id] = self.starts.get(task_id, 0) + 1
             self.state.task_started(task_id, self.starts[task_id])
 

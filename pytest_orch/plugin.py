@@ -154,6 +154,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     mark_dependencies_done(item, done)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Report a task that will not run (up to date, blocked) without pytest's setup machinery.
+
+    A rerun where most tasks are up to date is then about as cheap as collecting the plan. The
+    last item still goes through the full protocol: it tears the session's fixtures down.
+    """
+    runtime = _runtime(item.config)
+    if runtime is None or nextitem is None or not isinstance(item, TaskItem) or is_worker(item.config):
+        return None
+    coordinator = runtime.coordinator
+    if coordinator is None:
+        return None
+    decision = coordinator.decide(item.task.id)
+    if decision.action == "run":
+        return None
+    item.config.stash[CONTROLLER_KEY].log_skip(item.nodeid, item.task.id, decision.reason)
+    return True
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """A task's skip points at its YAML line, not at the plugin's code."""

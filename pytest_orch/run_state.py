@@ -111,10 +111,11 @@ class RunState:
         return self.fingerprints[task.id]
 
     def token(self, task_id: str) -> str:
-        if task_id in self.tokens:
-            return self.tokens[task_id]
-        record = self.last.get(task_id)
-        return record.token if record else ""
+        token = self.tokens.get(task_id)
+        if token is None:  # a digest per dependency edge adds up: compute each task's once
+            record = self.last.get(task_id)
+            token = self.tokens[task_id] = record.token if record else ""
+        return token
 
     # -- recording ------------------------------------------------------------------------------
     def task_started(self, task_id: str, attempt: int) -> None:
@@ -124,6 +125,9 @@ class RunState:
     def task_ended(self, result: TaskResult, task: Task) -> None:
         """Record the final result; a task that ran changes what later fingerprints read."""
         if self.readonly or result.task_id is None:
+            return
+        if task.id in self.carried_over and result.outcome == "up_to_date":
+            # nothing happened: the earlier pass stays the task's last result, as its token does
             return
         ran = result.outcome in ("passed", "failed")
         # Up to date by our decision: the same fingerprint, and the store keeps the earlier pass's

@@ -16,7 +16,7 @@ from pytest_orch.errors import HandlerError, PlanErrors
 from pytest_orch.handler import Handler, Outcome, TaskContext
 from pytest_orch.options import Settings
 from pytest_orch.plan.model import Plan, Task
-from pytest_orch.plan.validate import load_plan, plan_files
+from pytest_orch.plan.validate import load_plan_and_graph, plan_files
 from pytest_orch.registry import collect_handlers
 
 
@@ -54,14 +54,13 @@ class Runtime:
             return
         self._errors = {}
         try:
-            self._plan = load_plan(self.settings.plan_path, self.settings.root, self.handlers,
-                                   self.settings.variables)
+            self._plan, self._graph = load_plan_and_graph(
+                self.settings.plan_path, self.settings.root, self.handlers, self.settings.variables)
         except PlanErrors as exc:
             for err in exc.errors:
                 key = err.loc.path if err.loc else ""
                 self._errors.setdefault(key, []).append(str(err))
             return
-        self._graph = dag.build_graph(self._plan)
 
     def selection_errors(self) -> list[str]:
         """--phase and --group values that name nothing in the plan."""

@@ -332,7 +332,8 @@ class PlanBuilder:
                     self.pools.setdefault(task.pool, 1_000_000)  # unlimited until --pool sets it
 
     def _check_cycles(self, plan: Plan) -> None:
-        cycle = dag.find_cycle(dag.build_graph(plan))
+        self.graph = dag.build_graph(plan)
+        cycle = dag.find_cycle(self.graph)
         if cycle:
             first = plan.tasks[cycle[1] if len(cycle) > 1 else cycle[0]]
             self.check.error(first.loc_of("depends_on"), "dependency cycle: " + " -> ".join(cycle))
@@ -389,4 +390,12 @@ def plan_files(location: Path) -> list[Path]:
 def load_plan(location: Path, root: Path, handlers: Mapping[str, Any],
               overrides: Mapping[str, str] | None = None) -> Plan:
     """Load and validate the plan at ``location``; raise PlanErrors with every problem."""
-    return PlanBuilder(handlers, overrides or {}, root).build(plan_files(location), location.stem)
+    return load_plan_and_graph(location, root, handlers, overrides)[0]
+
+
+def load_plan_and_graph(location: Path, root: Path, handlers: Mapping[str, Any],
+                        overrides: Mapping[str, str] | None = None) -> tuple[Plan, dag.Graph]:
+    """As load_plan, with the task graph the validation built (building it twice is not free)."""
+    builder = PlanBuilder(handlers, overrides or {}, root)
+    plan = builder.build(plan_files(location), location.stem)
+    return plan, builder.graph
