@@ -171,6 +171,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if decision.action == "run":
         return None
     item.config.stash[CONTROLLER_KEY].log_skip(item.nodeid, item.task.id, decision.reason)
+    # what the previous item left set up for this one's parents goes down as far as nextitem needs
+    item.session._setupstate.teardown_exact(nextitem)
     return True
 
 
