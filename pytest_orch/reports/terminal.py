@@ -49,9 +49,9 @@ def write_summary(tr: Any, runtime: Runtime, results: list[TaskResult], report_p
     state = getattr(tr.config.pluginmanager.get_plugin("orch-controller"), "state", None)
     if state is not None and state.git_note:
         tr.write_line(f"note: {state.git_note}")
+    tr.write_line("reports: " + ", ".join(str(p) for p in report_paths))
     tr.write_sep("=", "pytest-orch phases")
     for phase in plan.phases:
         phase_results = [r for r in tasks if plan.tasks[r.task_id].phase == phase.id]
         if phase_results:
             tr.write_line(_phase_line(phase.id, phase.name, phase_results))
-    tr.write_line("reports: " + ", ".join(str(p) for p in report_paths))
