@@ -1,0 +1,180 @@
+"""Benchmark the -n scheduler on fixed workloads; prints a Markdown table.
+
+    python benchmarks/bench_schedule.py                 # every workload, -n 1 and -n 4
+    python benchmarks/bench_schedule.py --only dag01 --workers 4
+    python benchmarks/bench_schedule.py --overhead      # also: per-task overhead at -n 0
+
+For each run it reports the whole-process wall time, the lower bound LB = max(critical path,
+total work / workers) from the nominal task durations, the schedule's span (first task start to
+last task end, from reports/run.json) over LB, the time from launch to the first task start, and
+the number of tasks that started before one of their dependencies had finished (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+PYTEST = [sys.executable, "-m", "pytest"]
+# bytecode is cached as it is for any user (PYTHONDONTWRITEBYTECODE would recompile every module in
+# every worker), under a prefix so the source tree stays clean
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "orch-bench-pycache")
+
+
+def layered_dag(seed: int = 20261121, tasks: int = 120, layers: int = 10) -> dict[str, list[str]]:
+    """A seeded random layered DAG: task -> its 1 to 3 dependencies in earlier layers."""
+    rng = random.Random(seed)
+    per_layer = tasks // layers
+    names = [[f"t{layer:02d}_{i:02d}" for i in range(per_layer)] for layer in range(layers)]
+    deps: dict[str, list[str]] = {}
+    for layer, row in enumerate(names):
+        for name in row:
+            if layer == 0:
+                deps[name] = []
+                continue
+            # mostly the previous layer, sometimes one further back
+            pool = names[layer - 1] * 3 + [n for earlier in names[max(0, layer - 3):layer - 1] for n in earlier]
+            deps[name] = sorted(set(rng.sample(pool, rng.randint(1, 3))))
+    return deps
+
+
+def workloads() -> dict[str, tuple[dict[str, list[str]], str, float]]:
+    """name -> (dependencies, command, nominal seconds per task)."""
+    dag = layered_dag()
+    chain = {f"c{i:02d}": ([f"c{i - 1:02d}"] if i else []) for i in range(40)}
+    return {
+        "dag01": (dag, "sleep 0.1", 0.1),
+        "dag05": (dag, "sleep 0.5", 0.5),
+        "indep": ({f"i{i:03d}": [] for i in range(200)}, "sleep 0.05", 0.05),
+        "chain": (chain, "sleep 0.02", 0.02),
+        "true1000": ({f"x{i:04d}": [] for i in range(1000)}, "true", 0.0),
+    }
+
+
+def plan_yaml(deps: dict[str, list[str]], command: str) -> str:
+    lines = ["phase: 1", "name: bench", "groups:", "  - id: g", "    tasks:"]
+    for name, needs in deps.items():
+        lines.append(f'      - {{id: "{name}", type: command, run: "{command}", depends_on: {json.dumps(needs)}}}')
+    return "\n".join(lines) + "\n"
+
+
+def lower_bound(deps: dict[str, list[str]], seconds: float, workers: int) -> float:
+    finish: dict[str, float] = {}
+    for name in deps:  # written in dependency order
+        finish[name] = seconds + max((finish[d] for d in deps[name]), default=0.0)
+    return max(max(finish.values(), default=0.0), seconds * len(deps) / max(workers, 1))
+
+
+def measured_bound(deps: dict[str, list[str]], tasks: dict[str, tuple], workers: int) -> float:
+    """LB again, from each task's measured duration: what is left is the scheduler's own cost."""
+    took = {k: (v[1] - v[0]) if v[0] is not None and v[1] is not None else 0.0 for k, v in tasks.items()}
+    finish: dict[str, float] = {}
+    for name in deps:
+        finish[name] = took.get(name, 0.0) + max((finish[d] for d in deps[name]), default=0.0)
+    return max(max(finish.values(), default=0.0), sum(took.values()) / max(workers, 1)) or float("nan")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def run_plan(deps: dict[str, list[str]], command: str, workers: int, env: dict[str, str] | None = None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
+        root = Path(tmp)
+        (root / "phases").mkdir()
+        (root / "phases" / "bench.yaml").write_text(plan_yaml(deps, command))
+        (root / "pytest.ini").write_text("[pytest]\n")
+        args = PYTEST + ["-q", "-p", "no:cacheprovider", "--force"]
+        args += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
+        launch = time.time()
+        t0 = time.perf_counter()
+        proc = subprocess.run(args, cwd=root, capture_output=True, text=True, env={**ENV, **(env or {})})
+        wall = time.perf_counter() - t0
+        run = json.loads((root / "reports" / "run.json").read_text())
+    tasks = {t["id"]: t for t in run["tasks"]}
+    starts = {k: parse_iso(t["started"]) for k, t in tasks.items() if t["started"]}
+    ends = {k: parse_iso(t["finished"]) for k, t in tasks.items() if t["finished"]}
+    violations = sum(1 for k, needs in deps.items() for d in needs
+                     if k in starts and d in ends and starts[k] < ends[d])
+    outcomes: dict[str, int] = {}
+    for t in tasks.values():
+        outcomes[t["outcome"]] = outcomes.get(t["outcome"], 0) + 1
+    return {
+        "wall": wall, "exit": proc.returncode, "outcomes": outcomes, "violations": violations,
+        "span": max(ends.values()) - min(starts.values()) if starts else 0.0,
+        "first": min(starts.values()) - launch if starts else float("nan"),
+        "tail": proc.stdout[-2000:] + proc.stderr[-2000:],
+        "tasks": {k: (starts.get(k), ends.get(k), t["worker"]) for k, t in tasks.items()},
+    }
+
+
+def plain_overhead(count: int) -> float:
+    """Wall time of a plain pytest file with ``count`` tests, each running ``true``."""
+    with tempfile.TemporaryDirectory(prefix="orch-bench-plain-") as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "test_plain.py").write_text(
+            "import subprocess, pytest\n"
+            f"@pytest.mark.parametrize('i', range({count}))\n"
+            "def test_true(i):\n    subprocess.run(['true'], check=True)\n")
+        t0 = time.perf_counter()
+        subprocess.run(PYTEST + ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"], cwd=root,
+                       capture_output=True, check=True, env=ENV)
+        return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="workload names (default: all)")
+    parser.add_argument("--workers", type=int, action="append", help="-n values (default: 1 and 4)")
+    parser.add_argument("--overhead", action="store_true", help="also measure per-task overhead at -n 0")
+    parser.add_argument("--no-prefetch", action="store_true", help="set ORCH_PREFETCH=0 (compare)")
+    options = parser.parse_args()
+    env = {"ORCH_PREFETCH": "0"} if options.no_prefetch else {}
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {datetime.now().date().isoformat()}")
+    print()
+    print("| workload | -n | tasks | wall s | LB s | wall/LB | span s | span/LB | span/LBm | launch->first s "
+          "| dep. violations | outcomes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    failed = False
+    run_plan({"warm": []}, "true", 2, env)  # fills the bytecode cache
+    for name, (deps, command, seconds) in workloads().items():
+        if options.only and name not in options.only:
+            continue
+        for workers in options.workers or [1, 4]:
+            r = run_plan(deps, command, workers, env)
+            lb = lower_bound(deps, seconds, workers)
+            ratio = lambda x: f"{x / lb:.3f}" if lb > 0 else "-"  # noqa: E731
+            lbm = measured_bound(deps, r["tasks"], workers)
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+            print(f"| {name} | {workers} | {len(deps)} | {r['wall']:.2f} | {lb:.2f} | {ratio(r['wall'])} | "
+                  f"{r['span']:.2f} | {ratio(r['span'])} | {r['span'] / lbm:.3f} | {r['first']:.2f} | {r['violations']} | {outcomes} |",
+                  flush=True)
+            if r["violations"] or r["exit"] != 0:
+                failed = True
+                print(r["tail"], file=sys.stderr)
+    if options.overhead:
+        _, _, _ = workloads()["true1000"]
+        one = {"x0": []}
+        many = workloads()["true1000"][0]
+        orch = (run_plan(many, "true", 0)["wall"] - run_plan(one, "true", 0)["wall"]) / (len(many) - 1)
+        plain = (plain_overhead(len(many)) - plain_overhead(1)) / (len(many) - 1)
+        print()
+        print(f"per-task overhead at -n 0 ('true'): pytest-orch {orch * 1000:.2f} ms, "
+              f"plain pytest test running the same command {plain * 1000:.2f} ms, ratio {orch / plain:.2f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
