@@ -17,7 +17,7 @@ from pytest_orch.handler import Handler, Outcome, TaskContext
 from pytest_orch.options import Settings
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.plan.validate import load_plan_and_graph, plan_files
-from pytest_orch.registry import collect_handlers
+from pytest_orch.registry import HandlerTable, collect_handlers
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -33,7 +33,7 @@ class Runtime:
         self.settings = settings
         self._plan: Plan | None = None
         self._errors: dict[str, list[str]] | None = None
-        self._handlers: dict[str, Handler] | None = None
+        self._handlers: HandlerTable | None = None
         self._graph: dag.Graph | None = None
         self._markers: set[str] = set()
         self.coordinator: Coordinator | None = None
@@ -43,7 +43,7 @@ class Runtime:
 
     # -- the plan ---------------------------------------------------------------------------
     @property
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> HandlerTable:
         if self._handlers is None:
             self._handlers = collect_handlers(self.config.pluginmanager)
         return self._handlers
@@ -196,7 +196,8 @@ class Runtime:
         return self.run_reasons.get(task_id, "")
 
     def task_writes_files(self) -> frozenset[str]:
-        return frozenset(name for name, h in self.handlers.items() if getattr(h, "writes_files", False))
+        used = {task.type for task in self.plan.tasks.values()}
+        return frozenset(name for name in used if getattr(self.handlers[name], "writes_files", False))
 
 
 def describe(value: Any) -> str:
