@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import selectors
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,20 +29,17 @@ class TailBuffer:
         self.limit = limit
         self.data = bytearray()
         self.cut = 0
-        self.lock = threading.Lock()
 
     def write(self, chunk: bytes) -> None:
-        with self.lock:
-            self.data += chunk
-            excess = len(self.data) - self.limit
-            if excess > 0:
-                del self.data[:excess]
-                self.cut += excess
+        self.data += chunk
+        excess = len(self.data) - self.limit
+        if excess > 0:
+            del self.data[:excess]
+            self.cut += excess
 
     def text(self) -> str:
-        with self.lock:
-            body = bytes(self.data).decode("utf-8", errors="replace")
-            return f"[... {self.cut} bytes cut ...]\n{body}" if self.cut else body
+        body = bytes(self.data).decode("utf-8", errors="replace")
+        return f"[... {self.cut} bytes cut ...]\n{body}" if self.cut else body
 
 
 class CommandHandler:
@@ -120,20 +117,18 @@ class CommandHandler:
             return Outcome("failed", message=f"cannot run {argv[0]!r}: {exc.strerror}")
         ctx.extra["pgid"] = proc.pid  # its process group, for a core that must clean up after a crash
         buffer = TailBuffer()
-        reader = threading.Thread(target=_pump, args=(proc, buffer), daemon=True)
-        reader.start()
         try:
-            code = proc.wait(timeout=ctx.timeout)
+            code = _wait_capturing(proc, buffer, ctx.timeout)
         except subprocess.TimeoutExpired:
             kill_tree(proc)
-            reader.join(DRAIN_WAIT)
+            _drain(proc, buffer)
             return Outcome("failed", message=f"timed out after {ctx.timeout:g} s",
                            output=buffer.text())
         except BaseException:  # KeyboardInterrupt, pytest-timeout's signal, SystemExit ...
             kill_tree(proc)
             raise
-        # a background child may keep the pipe open after the program ended: don't wait for it
-        reader.join(DRAIN_WAIT)
+        finally:
+            proc.stdout.close()  # type: ignore[union-attr]
         output = buffer.text()
         changed = [ctx.relative(creates)] if creates is not None and creates.exists() else []
         if code in ok_codes:
@@ -164,10 +159,53 @@ def _argv(p: Any) -> list[str]:
         return []
 
 
-def _pump(proc: subprocess.Popen[bytes], buffer: TailBuffer) -> None:
+def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: float | None) -> int:
+    """Read the output until the program exits, in this thread; return its exit code.
+
+    One thread and a selector over the output pipe and a pidfd: no reader thread to start and
+    join for every task. A background child that keeps the pipe open after the program exited
+    gets DRAIN_WAIT seconds, then is not waited for. Raises TimeoutExpired after ``timeout``.
+    """
     assert proc.stdout is not None
-    for chunk in iter(lambda: proc.stdout.read1(8192), b""):  # type: ignore[union-attr]
-        buffer.write(chunk)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pidfd = os.pidfd_open(proc.pid)
+    out = proc.stdout.fileno()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(out, selectors.EVENT_READ, "out")
+            selector.register(pidfd, selectors.EVENT_READ, "exit")
+            exited_at = None
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and exited_at is None:
+                    raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+                waits = [t for t in (deadline and deadline - now,
+                                     exited_at and exited_at + DRAIN_WAIT - now) if t is not None]
+                events = selector.select(timeout=max(0.0, min(waits)) if waits else None)
+                for key, _ in events:
+                    if key.data == "exit":
+                        selector.unregister(pidfd)
+                        exited_at = time.monotonic()
+                        continue
+                    chunk = os.read(out, 65536)
+                    if not chunk:
+                        return proc.wait()
+                    buffer.write(chunk)
+                if exited_at is not None and time.monotonic() >= exited_at + DRAIN_WAIT:
+                    return proc.wait()  # a background child holds the pipe: don't wait for it
+    finally:
+        os.close(pidfd)
+
+
+def _drain(proc: subprocess.Popen[bytes], buffer: TailBuffer) -> None:
+    """Take what is left in the pipe of a killed program, without blocking."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    try:
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            buffer.write(chunk)
+    except (BlockingIOError, OSError):
+        pass
 
 
 def _last_line(output: str) -> str:

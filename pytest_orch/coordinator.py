@@ -113,7 +113,9 @@ class Coordinator:
                 return Decision("skip", f"dependency {dep} failed", blocked_by=dep)
             earlier = self.decisions.get(dep)
             if earlier is not None and earlier.blocked_by:
-                return Decision("skip", f"dependency {dep} was not done: {earlier.reason}",
+                # the cause's first clause: a manual step's instructions belong to the step itself
+                cause = earlier.reason.split(": ", 1)[0]
+                return Decision("skip", f"dependency {dep} was not done: {cause}",
                                 blocked_by=earlier.blocked_by, hint=earlier.hint)
             return Decision("skip", f"dependency {dep} did not run", blocked_by=dep)
         previous = self.history.previous_outcome(dep)

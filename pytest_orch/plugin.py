@@ -198,6 +198,9 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, item
         if isinstance(item, TaskItem):
             task = item.task
             requires = sorted(runtime.graph.requires.get(task.id, ()))
-            after = f" after: {', '.join(requires)}" if requires else ""
-            lines.append(f"  {task.id:<10} {task.type:<16} {task.name}{after}")
-    return ["plan preview (task, type, name, dependencies):"] + lines if lines else None
+            after = sorted(runtime.graph.after.get(task.id, ()))
+            needs = f" needs: {', '.join(requires)}" if requires else ""
+            waits = f" after: {', '.join(after)}" if after else ""
+            lines.append(f"  {task.id:<10} {task.type:<16} {task.name}{needs}{waits}")
+    return ["plan preview (task, type, name; needs: must be done first; after: must have ended first):"] + \
+        lines if lines else None
