@@ -160,7 +160,80 @@ def load_yaml(text: str) -> TreeDocument:
         out = buf.getvalue()
         return out if trailing or not out.endswith("\n") else out[:-1]
 
-    return TreeDocument(data, dump, to_yaml)
+    document = TreeDocument(data, dump, to_yaml)
+    document.append = lambda path, items: _append_keeping_trailer(document, path, items)  # type: ignore[method-assign]
+    return document
+
+
+def _append_keeping_trailer(document: TreeDocument, path: str, items: list[Any]) -> bool:
+    """Append to a YAML list, keeping what followed its last item (a blank line) after the new last.
+
+    ruamel.yaml attaches the blank line or comment that ends a block sequence to its last item,
+    so a plain append would leave it between the old last item and the new one.
+    """
+    try:
+        before = dotted_path.get(document.data, path)
+    except dotted_path.PathError:
+        before = None
+    trailer = _take_trailer(before) if isinstance(before, CommentedSeq) and len(before) else None
+    changed = dotted_path.append(document.data, path, items, document._convert)
+    if trailer is not None:
+        _give_trailer(before, trailer)
+    return changed
+
+
+def _take_trailer(node: Any) -> Any:
+    """Remove and return the comment token that follows the last element of ``node``."""
+    if isinstance(node, CommentedSeq) and len(node):
+        last = len(node) - 1
+        if isinstance(node[last], (CommentedMap, CommentedSeq)):
+            return _take_trailer(node[last])
+        entry = node.ca.items.get(last)
+        if entry and entry[0] is not None and "\n\n" in (entry[0].value or "") + "\n":
+            token = entry[0]
+            # keep an end-of-line comment on the old last item; move only the lines after it
+            head, sep, tail = token.value.partition("\n")
+            if head.strip():
+                entry[0] = type(token)(head + "\n", token.start_mark, None)
+                # the new item's own line ends with the first newline: the rest are the blank lines
+                return type(token)("\n" + tail, token.start_mark, None) if tail else None
+            node.ca.items.pop(last)
+            return token
+        return None
+    if isinstance(node, CommentedMap) and len(node):
+        key = list(node.keys())[-1]
+        if isinstance(node[key], (CommentedMap, CommentedSeq)):
+            return _take_trailer(node[key])
+        entry = node.ca.items.get(key)
+        if entry and len(entry) > 2 and entry[2] is not None:
+            token = entry[2]
+            head, sep, tail = token.value.partition("\n")
+            if head.strip():
+                entry[2] = type(token)(head + "\n", token.start_mark, None)
+                return type(token)("\n" + tail, token.start_mark, None) if tail else None
+            entry[2] = None
+            return token
+    return None
+
+
+def _give_trailer(seq: CommentedSeq, token: Any) -> None:
+    """Attach ``token`` after the last element of ``seq``, as ruamel.yaml itself would have."""
+    last = len(seq) - 1
+    node = seq[last]
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node):
+        if isinstance(node, CommentedSeq):
+            last_key: Any = len(node) - 1
+            if not isinstance(node[last_key], (CommentedMap, CommentedSeq)):
+                node.ca.items[last_key] = [token, None]
+                return
+        else:
+            last_key = list(node.keys())[-1]
+            if not isinstance(node[last_key], (CommentedMap, CommentedSeq)):
+                node.ca.items[last_key] = [None, None, token, None]
+                return
+        node = node[last_key]
+    if not isinstance(node, (CommentedMap, CommentedSeq)):
+        seq.ca.items[last] = [token, None]
 
 
 def to_yaml(value: Any) -> Any:

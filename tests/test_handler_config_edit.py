@@ -91,6 +91,30 @@ def test_yaml_remove_keeps_every_other_byte(tmp_path):
     assert again.changed == [] and again.diff == ""
 
 
+BLANK_AFTER_LIST = """jobs:
+  test:
+    steps:
+      - run: a
+      - name: b
+        run: b   # soft
+
+    timeout-minutes: 10
+items:
+  - x  # last
+
+other: 1
+"""
+
+
+def test_yaml_append_keeps_the_blank_line_after_the_list(tmp_path):
+    path = write(tmp_path, "ci.yml", BLANK_AFTER_LIST)
+    outcome = edit(tmp_path, file="ci.yml", append={"jobs.test.steps": [{"run": "c"}], "items": ["y"]})
+    assert_status(outcome, "passed")
+    assert path.read_text() == BLANK_AFTER_LIST.replace(
+        "        run: b   # soft\n", "        run: b   # soft\n      - run: c\n").replace(
+        "  - x  # last\n", "  - x  # last\n  - y\n")
+
+
 def test_yaml_set_keeps_comments_order_and_quotes(tmp_path):
     path = write(tmp_path, "ci.yml", WORKFLOW)
     outcome = edit(tmp_path, file="ci.yml", set={
