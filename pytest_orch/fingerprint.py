@@ -256,7 +256,8 @@ def _names(kind: str, paths: list[str], verb: str) -> str:
         return f"{kind} {paths[0]} {verb}"
     shown = ", ".join(paths[:3])
     more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-    return f"{kind}s {shown}{more} {verb}"
+    plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+    return f"{plural} {shown}{more} {verb}"
 
 
 def why_stale(

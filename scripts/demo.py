@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     fresh = prepare(keep=args.keep)
     # one token each: pytest finds its rootdir before it knows these options, and would take
     # a separate existing path (the report folder) for a test path and root itself there
-    common = [f"--orch-report={REPORTS}", f"--var=PYTHON={sys.executable}"]
+    common = [f"--orch-report={REPORTS}"]
     parallel = ["-n", str(args.workers)] if args.workers is not None else []
 
     step("Preview the plan: phases, groups, tasks and their dependencies; nothing runs")
@@ -70,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  JUnit XML:        {REPORTS / 'junit.xml'}")
     print(f"  Run record:       {REPORTS / 'run.json'}")
     print(f"  Edited project:   {SCRATCH}   (git diff there shows what the plan changed)")
-    python, var = sys.executable, f"--var=PYTHON={sys.executable}"
-    print("More by hand:")
-    print(f"  cd {rel_scratch} && git diff                       # what the plan changed")
-    print(f"  cd {rel_scratch} && {python} -m pytest --phase 2 --force {var}")
-    print(f"  cd {rel_scratch} && {python} -m pytest -m ci -v {var}   # the tasks tagged ci")
-    print(f"  cd {rel_scratch} && git stash -u -q && {python} -m pytest --dry-run --force {var}; git stash pop -q")
+    activate = Path(sys.executable).parent / "activate"
+    print("More by hand (the plan's commands run python3: activate the environment first):")
+    print(f"  . {activate} && cd {rel_scratch}")
+    print("  git diff                         # what the plan changed")
+    print("  pytest --orch-status             # every task's last outcome, up to date or stale")
+    print("  pytest --phase 2 --force -n 2    # phase 2 again, on two workers")
+    print("  pytest -m ci -v                  # the tasks tagged ci; -v says why each one ran")
+    print("  git stash -u -q && pytest --dry-run --force; git stash pop -q")
     print("      (the whole plan as diffs against the original files; nothing is written)")
     return 0 if final == 0 else 1
 
@@ -119,7 +122,9 @@ def pytest(args: list[str], expect: int | None) -> int:
     """Run pytest in the scratch copy, echoing the command first; return its exit status."""
     command = [sys.executable, "-m", "pytest", *args]
     print(f"$ cd {SCRATCH.relative_to(REPO)} && {shlex.join(command)}", flush=True)
-    status = subprocess.run(command, cwd=SCRATCH).returncode
+    # the plan's commands run python3: the one of this environment, as after activating it
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    status = subprocess.run(command, cwd=SCRATCH, env=env).returncode
     note = "" if expect is None else " (as expected)" if status == expect else f" (expected {expect})"
     print(f"-> exit status {status}{note}", flush=True)
     return status
