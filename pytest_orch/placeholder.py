@@ -178,21 +178,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("dependency")
     scope = marker.kwargs.get("scope", "module") if marker is not None else "module"
     for scoped in {scope, "session"}:
-        _mark_in_scope(item, names, scoped)
-    mark_dependencies_done(item, names)
-
-
-def _mark_in_scope(item: pytest.Item, names: list[str], scope: str) -> None:
-    try:
-        from pytest_dependency import DependencyItemStatus, DependencyManager
-    except ImportError:  # pragma: no cover
-        return
-    if scope not in DependencyManager.ScopeCls:
-        return
-    manager = DependencyManager.getManager(item, scope=scope)
-    if manager is None:
-        return
-    for name in names:
-        status = DependencyItemStatus()
-        status.results = dict.fromkeys(DependencyItemStatus.Phases, "passed")
-        manager.results[name] = status
+        mark_dependencies_done(item, names, scope=scoped)

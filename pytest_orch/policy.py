@@ -26,7 +26,7 @@ def policy_markers(task: Task, graph: Graph) -> list[pytest.MarkDecorator]:
     return markers
 
 
-def mark_dependencies_done(item: pytest.Item, names: list[str]) -> None:
+def mark_dependencies_done(item: pytest.Item, names: list[str], scope: str = "session") -> None:
     """Tell pytest-dependency that ``names`` succeeded, as the controller has established.
 
     pytest-dependency only knows results of tests run in this process; a dependency done by an
@@ -36,7 +36,9 @@ def mark_dependencies_done(item: pytest.Item, names: list[str]) -> None:
         from pytest_dependency import DependencyItemStatus, DependencyManager
     except ImportError:  # pragma: no cover - a declared dependency, but stay usable without it
         return
-    manager = DependencyManager.getManager(item, scope="session")
+    if scope not in DependencyManager.ScopeCls:
+        return
+    manager = DependencyManager.getManager(item, scope=scope)
     if manager is None:
         return
     for name in names:
