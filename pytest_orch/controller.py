@@ -14,6 +14,7 @@ from pytest_orch.collect import TaskItem
 from pytest_orch.coordinator import Coordinator
 from pytest_orch.reports.junit import default_classname, write_junit
 from pytest_orch.reports.run_json import write_run_json
+from pytest_orch.reports.timeline import write_timeline
 from pytest_orch.results import ResultCollector, TaskResult
 from pytest_orch.run_state import RunState
 from pytest_orch.runlock import RunLocked
@@ -140,7 +141,8 @@ class Controller:
                           self.report_paths())
 
     def report_paths(self) -> list[Path]:
-        return [self.junit_path, self.runtime.settings.report_dir / "run.json"]
+        folder = self.runtime.settings.report_dir
+        return [self.junit_path, folder / "run.json", folder / "timeline.svg"]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -182,6 +184,15 @@ class Controller:
             git_clean=self.state.git_clean if self.state else None,
             dry_run=runtime.settings.dry_run, results=results, plan=runtime.plan,
         )
+        write_timeline(runtime.settings.report_dir / "timeline.svg", results, self._label,
+                       f"pytest-orch run {self.run_id} ({self.run_outcome(session)})")
+
+    def _label(self, result: TaskResult) -> str:
+        if result.task_id is None:
+            return result.nodeid.rsplit("::", 1)[-1]
+        task = self.runtime.plan.tasks[result.task_id]
+        name = task.name if task.name != task.id else ""
+        return f"{task.id} {name}"[:34].rstrip()
 
     def _ordered_results(self) -> list[TaskResult]:
         order = {task_id: i for i, task_id in enumerate(self.runtime.plan.tasks)}

@@ -104,3 +104,13 @@ def test_plain_tests_in_the_same_session_get_their_own_testcases(pytester):
     by_name = cases(pytester.path / "reports" / "junit.xml")
     assert by_name["test_one"].get("classname") == "test_unit"
     SCHEMA.validate(str(pytester.path / "reports" / "junit.xml"))
+
+
+def test_timeline_picture_has_a_bar_per_task_with_its_outcome(ran):
+    pytester, result = ran
+    svg = ET.parse(pytester.path / "reports" / "timeline.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    tips = [rect.find(f"{ns}title").text for rect in svg.iter(f"{ns}rect") if rect.find(f"{ns}title") is not None]
+    assert sorted(tip.split(":")[0] for tip in tips) == ["1.1 Say hello", "1.2", "1.3", "1.4", "1.check"]
+    assert any(tip.startswith("1.2: failed") for tip in tips)
+    result.stdout.fnmatch_lines(["reports: *junit.xml, *run.json, *timeline.svg"])
