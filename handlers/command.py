@@ -46,6 +46,7 @@ class CommandHandler:
     """Run ``run`` (a string split like a shell, or a list; ``shell: true`` for /bin/sh -c)."""
 
     keys: ClassVar[frozenset[str]] = frozenset({"run", "shell", "cwd", "env", "creates", "ok_codes"})
+    path_keys: ClassVar[frozenset[str]] = frozenset({"cwd", "creates"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = False
 

@@ -40,6 +40,7 @@ class ConfigEditHandler:
     keys: ClassVar[frozenset[str]] = frozenset(
         {"file", "format", "set", "remove", "append", "replace"}
     )
+    path_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
 

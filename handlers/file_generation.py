@@ -109,6 +109,7 @@ class FileGenerationHandler:
     """Render ``template`` (relative to the plan's templates folder) or ``content`` to ``target``."""
 
     keys: ClassVar[frozenset[str]] = frozenset({"template", "content", "target", "vars", "overwrite"})
+    path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
 

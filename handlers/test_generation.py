@@ -117,6 +117,7 @@ class TestGenerationHandler:
     keys: ClassVar[frozenset[str]] = frozenset(
         {"template", "content", "target", "vars", "overwrite", "framework", "subject"}
     )
+    path_keys: ClassVar[frozenset[str]] = frozenset({"target", "subject"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
 

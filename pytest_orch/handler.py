@@ -68,6 +68,8 @@ class Handler(Protocol):
     :cvar keys: the YAML keys the handler reads; any other handler key is a plan error.
     :cvar version: part of every task's fingerprint; bump it when results would differ.
     :cvar writes_files: True when the handler changes files, so a dirty work tree stops it.
+    :cvar path_keys: optional; keys whose value is a path, checked to stay inside the project
+        root when the plan is loaded (``TaskContext.resolve`` checks symlinks when it runs).
     """
 
     keys: ClassVar[frozenset[str]]

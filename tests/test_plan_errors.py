@@ -228,3 +228,15 @@ def test_a_value_that_is_one_variable_keeps_a_number_type(pytester):
         """})
     pytester.runpytest().assert_outcomes(passed=1)
     assert (pytester.path / "pyproject.toml").read_text() == "[tool.coverage.report]\nfail_under = 85"
+
+
+@pytest.mark.parametrize("task, message", [
+    ('{id: "1.2", type: config_edit, file: ../outside.json, set: {a: 1}}', "file: '../outside.json'"),
+    ('{id: "1.2", type: file_generation, target: /etc/orch-test, content: "x"}', "target: '/etc/orch-test'"),
+    ('{id: "1.2", type: command, run: "true", cwd: sub/../..}', "cwd: 'sub/../..'"),
+    ('{id: "1.2", type: command, run: "true", inputs: ["../**/*.ts"]}', "inputs: '../**/*.ts'"),
+])
+def test_path_outside_the_root_is_a_plan_error(pytester, task, message):
+    result = run_bad_plan(pytester, f"phase: 1\ngroups:\n  - id: a\n    tasks:\n      - {GOOD_TASK}\n      - {task}\n")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([f"*phases/p1.yaml:6: task '1.2': {message} is outside the project root*"])

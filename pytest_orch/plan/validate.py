@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -291,7 +292,23 @@ class PlanBuilder:
                 handler.validate(task)
             except PlanError as err:
                 self.check.errors.append(err)
+            for key in sorted(getattr(handler, "path_keys", ())):
+                self._inside_root(task, key, task.params.get(key))
+        for pattern in task.inputs:
+            self._inside_root(task, "inputs", pattern)
         return task
+
+    def _inside_root(self, task: Task, key: str, value: Any) -> None:
+        """A path key that leads outside the project root is a plan error, before anything runs.
+
+        Lexical only: a symlink that leads out is refused when the task runs.
+        """
+        if not isinstance(value, str) or not value:
+            return
+        root = os.path.normpath(self.root.absolute())
+        full = os.path.normpath(os.path.join(root, value))
+        if full != root and not full.startswith(root + os.sep):
+            self.check.error(task.loc_of(key), f"task {task.id!r}: {key}: {value!r} is outside the project root")
 
     def _cross_check(self, phases: list[Phase]) -> None:
         """Duplicate ids, references to unknown tasks, groups, phases and pools."""
