@@ -13,7 +13,7 @@ import pytest
 from pytest_orch import dag
 from pytest_orch.coordinator import Coordinator
 from pytest_orch.errors import HandlerError, PlanErrors
-from pytest_orch.handler import Handler, Outcome, TaskContext
+from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.options import Settings
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.plan.validate import load_plan_and_graph, plan_files

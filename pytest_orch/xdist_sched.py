@@ -30,7 +30,7 @@ import pytest
 
 from pytest_orch import placeholder
 from pytest_orch.collect import RUNTIME_KEY
-from pytest_orch.coordinator import DONE, Decision
+from pytest_orch.coordinator import Decision
 from pytest_orch.ratelimit import parse_rate
 from pytest_orch.runtime import Runtime, is_worker
 from pytest_orch.sched_core import ReadySet, limits_for, remaining_paths

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pytest_orch import dag
 from pytest_orch.errors import Location, PlanError, PlanErrors
+from pytest_orch.plan import checks
 from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
+from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.model import (
     CHECKPOINT_GROUP, EXECUTION, ON_FAILURE, Group, Phase, Plan, Task,
 )
@@ -26,12 +27,6 @@ TASK_KEYS = frozenset({
 POLICY_KEYS = frozenset({
     "name", "timeout", "retries", "retry_delay", "backoff", "on_failure", "critical", "pool", "tags",
 })
-
-
-def suggest(word: str, choices: Any) -> str:
-    """Return ``; did you mean 'x'?`` for a near name, else an empty string."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class _Checker:
@@ -62,76 +57,6 @@ class _Checker:
         except (TypeError, ValueError) as exc:
             self.error(data.loc_of(key), f"{what}: {key}: {exc}")
             return default
-
-
-def _ident(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
-        raise TypeError(f"expected an id (string or number), got {value!r}")
-    return str(value)
-
-
-def _id_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        value = [value]
-    return tuple(_ident(v) for v in value)
-
-
-def _str_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"expected a list of strings, got {value!r}")
-    return tuple(value)
-
-
-def _number(minimum: float, allow_zero: bool = True) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {value!r}")
-        if value < minimum or (not allow_zero and value == 0):
-            raise ValueError(f"must be {'> 0' if not allow_zero else f'>= {minimum:g}'}, got {value!r}")
-        return float(value)
-    return check
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a whole number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_int(value: Any) -> int:
-    if _count(value) < 1:
-        raise ValueError(f"must be >= 1, got {value}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
-        return value
-    return check
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise TypeError(f"expected a string, got {value!r}")
-    return str(value)
-
-
-def _vars(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise TypeError("expected a mapping of NAME: value")
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
 class PlanBuilder:
@@ -175,10 +100,10 @@ class PlanBuilder:
         data = self.check.mapping(raw, loc, "a plan file")
         if data is None:
             return []
-        for key, store, check in (("pools", self.pools, _pools), ("rate_limits", self.rate_limits, _rates)):
+        for key, store, check in (("pools", self.pools, checks.pool_limits), ("rate_limits", self.rate_limits, checks.rate_map)):
             if key in data:
                 store.update(self.check.typed(data, key, check, {}, rel))
-        file_vars = self.check.typed(data, "vars", _vars, {}, rel)
+        file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)
         if "phases" in data:
             self.check.keys(data, FILE_KEYS, "a plan file")
             items = data["phases"]
@@ -203,11 +128,11 @@ class PlanBuilder:
         if "phase" not in data:
             self.check.error(data.loc, "a phase needs a 'phase' id")
             return None
-        phase_id = self.check.typed(data, "phase", _ident, None, "phase")
+        phase_id = self.check.typed(data, "phase", checks.ident, None, "phase")
         if phase_id is None:
             return None
         what = f"phase {phase_id!r}"
-        variables = {**file_vars, **self.check.typed(data, "vars", _vars, {}, what), **self.overrides}
+        variables = {**file_vars, **self.check.typed(data, "vars", checks.var_map, {}, what), **self.overrides}
         self.variables.update(variables)
         try:
             data = substitute_all(data, variables, data.loc)
@@ -226,15 +151,15 @@ class PlanBuilder:
         )
         return Phase(
             id=phase_id,
-            name=self.check.typed(data, "name", _text, f"Phase {phase_id}", what),
-            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
+            name=self.check.typed(data, "name", checks.text, f"Phase {phase_id}", what),
+            depends_on=self.check.typed(data, "depends_on", checks.id_list, (), what),
             groups=tuple(groups), checkpoints=checkpoints, file=rel, loc=data.loc_of("phase"),
             variables=variables, depends_loc=data.loc_of("depends_on"),
         )
 
     def _group(self, data: MarkedDict, loc: Location, phase_id: str, plan_dir: str) -> Group | None:
         self.check.keys(data, GROUP_KEYS, "a group")
-        group_id = self.check.typed(data, "id", _ident, None, "group")
+        group_id = self.check.typed(data, "id", checks.ident, None, "group")
         if group_id is None:
             self.check.error(data.loc, f"a group of phase {phase_id!r} needs an 'id'")
             return None
@@ -245,16 +170,16 @@ class PlanBuilder:
         )
         return Group(
             id=group_id, phase=phase_id,
-            name=self.check.typed(data, "name", _text, group_id, what),
-            execution=self.check.typed(data, "execution", _choice(EXECUTION), "parallel", what),
-            max_parallel=self.check.typed(data, "max_parallel", _positive_int, None, what),
-            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
+            name=self.check.typed(data, "name", checks.text, group_id, what),
+            execution=self.check.typed(data, "execution", checks.choice(EXECUTION), "parallel", what),
+            max_parallel=self.check.typed(data, "max_parallel", checks.positive_int, None, what),
+            depends_on=self.check.typed(data, "depends_on", checks.id_list, (), what),
             tasks=tasks, loc=data.loc_of("id"), depends_loc=data.loc_of("depends_on"),
         )
 
     def _task(self, data: MarkedDict, phase_id: str, group_id: str, plan_dir: str,
               is_checkpoint: bool) -> Task | None:
-        task_id = self.check.typed(data, "id", _ident, None, "task")
+        task_id = self.check.typed(data, "id", checks.ident, None, "task")
         if task_id is None:
             self.check.error(data.loc, f"a task of group {group_id!r} needs an 'id'")
             return None
@@ -273,17 +198,17 @@ class PlanBuilder:
         definition = {k: plain(v) for k, v in data.items() if k not in POLICY_KEYS}
         task = Task(
             id=task_id, phase=phase_id, group=group_id, type=str(type_name),
-            name=self.check.typed(data, "name", _text, task_id, what),
-            depends_on=self.check.typed(data, "depends_on", _id_list, (), what),
-            timeout=self.check.typed(data, "timeout", _number(0, allow_zero=False), None, what),
-            retries=self.check.typed(data, "retries", _count, 0, what),
-            retry_delay=self.check.typed(data, "retry_delay", _number(0), 0.0, what),
-            backoff=self.check.typed(data, "backoff", _number(1), 1.0, what),
-            on_failure=self.check.typed(data, "on_failure", _choice(ON_FAILURE), "skip_dependents", what),
-            critical=self.check.typed(data, "critical", _bool, True, what),
-            pool=self.check.typed(data, "pool", _text, None, what),
-            tags=self.check.typed(data, "tags", _str_list, (), what),
-            inputs=self.check.typed(data, "inputs", _str_list, (), what),
+            name=self.check.typed(data, "name", checks.text, task_id, what),
+            depends_on=self.check.typed(data, "depends_on", checks.id_list, (), what),
+            timeout=self.check.typed(data, "timeout", checks.number(0, allow_zero=False), None, what),
+            retries=self.check.typed(data, "retries", checks.count, 0, what),
+            retry_delay=self.check.typed(data, "retry_delay", checks.number(0), 0.0, what),
+            backoff=self.check.typed(data, "backoff", checks.number(1), 1.0, what),
+            on_failure=self.check.typed(data, "on_failure", checks.choice(ON_FAILURE), "skip_dependents", what),
+            critical=self.check.typed(data, "critical", checks.boolean, True, what),
+            pool=self.check.typed(data, "pool", checks.text, None, what),
+            tags=self.check.typed(data, "tags", checks.str_list, (), what),
+            inputs=self.check.typed(data, "inputs", checks.str_list, (), what),
             params=params, definition=definition, loc=data.loc_of("id"), key_locs=dict(data.key_locs),
             is_checkpoint=is_checkpoint, plan_dir=plan_dir,
         )
@@ -369,22 +294,6 @@ def _items(data: MarkedDict, key: str, check: _Checker, what: str):
         mapping = check.mapping(item, loc, f"an item of {key}")
         if mapping is not None:
             yield mapping, loc
-
-
-def _pools(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise TypeError("expected a mapping of pool name: limit")
-    return {str(k): _positive_int(v) for k, v in value.items()}
-
-
-def _rates(value: Any) -> dict[str, str]:
-    from pytest_orch.ratelimit import parse_rate  # the scheduler's module owns the format
-
-    if not isinstance(value, dict):
-        raise TypeError("expected a mapping of pool name: rate such as '50/minute'")
-    for rate in value.values():
-        parse_rate(str(rate))
-    return {str(k): str(v) for k, v in value.items()}
 
 
 def _relative(path: Path, root: Path) -> str:
