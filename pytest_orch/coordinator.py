@@ -87,7 +87,7 @@ class Coordinator:
             return Decision("skip", f"not run: task {self.aborted_by} failed and its on_failure is abort",
                             blocked_by=self.aborted_by)
         for dep in sorted(self.graph.requires.get(task.id, ())):
-            blocked = self._blocked_by(dep)
+            blocked = self.why_not_done(dep)
             if blocked is not None:
                 return blocked
         if task.type == "manual" and not self.is_confirmed(task.id) and not self.interactive:
@@ -101,7 +101,7 @@ class Coordinator:
             return Decision("skip", self.refuse_writes, blocked_by=task.id, hint="pytest --allow-dirty")
         return Decision("run")
 
-    def _blocked_by(self, dep: str) -> Decision | None:
+    def why_not_done(self, dep: str) -> Decision | None:
         """Return a skip decision when the required task ``dep`` is not done, else None."""
         if dep in self.selected:
             outcome = self.outcomes.get(dep)

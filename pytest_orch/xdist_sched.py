@@ -231,13 +231,13 @@ class DagScheduling:
         for dep in entry.get("nodes", []):
             dep_task = self.task_of.get(dep)
             if dep_task is not None:
-                blocked = self.coordinator._blocked_by(dep_task)
+                blocked = self.coordinator.why_not_done(dep_task)
                 if blocked is not None:
                     return f"{nodeid.split('::')[-1]} depends on {dep_task}: {blocked.reason}"
             elif self.outcomes.get(dep) != "passed":
                 return f"{nodeid.split('::')[-1]} depends on {dep} ({self.outcomes.get(dep, 'not run')})"
         for dep_task in entry.get("tasks", []):
-            blocked = self.coordinator._blocked_by(dep_task)
+            blocked = self.coordinator.why_not_done(dep_task)
             if blocked is not None:
                 return f"{nodeid.split('::')[-1]} depends on {dep_task}: {blocked.reason}"
         return None
