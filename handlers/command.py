@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import selectors
@@ -20,6 +21,7 @@ from pytest_orch.plan.model import Task
 OUTPUT_LIMIT = 64 * 1024
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
 DRAIN_WAIT = 1.0  # seconds to wait for output once the program has exited
+_LOOKS_LIKE_FILE = re.compile(r"[\w.-]*\.[A-Za-z]\w*")  # gen.py, build.sh; not 0.05
 
 
 class TailBuffer:
@@ -84,6 +86,8 @@ class CommandHandler:
         """Scripts inside the project that the command names (``python scripts/gen.py``)."""
         found: list[Path] = []
         for arg in _argv(task.params)[:8]:
+            if "/" not in arg and not _LOOKS_LIKE_FILE.fullmatch(arg):
+                continue  # "sleep", "0.05", "--flag": not worth a path lookup for every task
             for path in params.existing(ctx, arg, "run"):
                 if path not in found and not os.path.isabs(arg):
                     found.append(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping, Protocol, runtime_checkable
 
@@ -48,7 +49,7 @@ class TaskContext:
 
         Raises HandlerError for an absolute path or ``..`` that leads outside the root.
         """
-        root = self.root.resolve()
+        root = self.real_root
         candidate = Path(path)
         full = candidate if candidate.is_absolute() else root / candidate
         resolved = full.resolve()
@@ -58,7 +59,12 @@ class TaskContext:
 
     def relative(self, path: Path) -> str:
         """Return ``path`` relative to the project root, with forward slashes."""
-        return path.resolve().relative_to(self.root.resolve()).as_posix()
+        return path.resolve().relative_to(self.real_root).as_posix()
+
+    @cached_property
+    def real_root(self) -> Path:
+        """The root with symlinks resolved, once: every path a handler touches is checked against it."""
+        return self.root.resolve()
 
 
 @runtime_checkable

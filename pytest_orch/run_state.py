@@ -138,15 +138,16 @@ class RunState:
             fingerprint = None  # the store carries the earlier pass over, so dependents' tokens hold
         elif fingerprint is None and result.outcome in ("passed", "up_to_date"):
             fingerprint = self.fingerprint(task)
-        record = self.store.record_result(
-            self.run_id, task.id, result.outcome, fingerprint, iso(result.started), iso(result.finished),
-            result.duration, result.attempts, result.worker, result.changed if ran else [], {},
-            result.message,
-        )
-        self.store.record_attempt(self.run_id, task.id, result.attempts, iso(result.started),
-                                  iso(result.finished), result.outcome, result.worker, None,
-                                  result.changed if ran else [])
-        self.store.event("task_end", task_id=task.id, outcome=result.outcome, attempts=result.attempts)
+        with self.store.transaction():  # one commit per task: it is all or nothing after a kill
+            record = self.store.record_result(
+                self.run_id, task.id, result.outcome, fingerprint, iso(result.started), iso(result.finished),
+                result.duration, result.attempts, result.worker, result.changed if ran else [], {},
+                result.message,
+            )
+            self.store.record_attempt(self.run_id, task.id, result.attempts, iso(result.started),
+                                      iso(result.finished), result.outcome, result.worker, None,
+                                      result.changed if ran else [])
+            self.store.event("task_end", task_id=task.id, outcome=result.outcome, attempts=result.attempts)
         if result.outcome in ("passed", "up_to_date"):
             self.tokens[task.id] = record.token
             self.last[task.id] = record

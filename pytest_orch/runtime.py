@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import defaultdict
@@ -160,18 +161,23 @@ class Runtime:
 
     def context(self, task: Task) -> TaskContext:
         phase = self.plan.phase(task.phase)
-        templates = self.settings.root / task.plan_dir / "templates"
+        templates = self._templates_dir(task.plan_dir)
         confirmed = is_worker(self.config) or (
             self.coordinator is not None and self.coordinator.is_confirmed(task.id))
         return TaskContext(
             root=self.settings.root,
             dry_run=self.settings.dry_run,
             variables=dict(phase.variables),
-            templates_dir=templates if templates.is_dir() else None,
+            templates_dir=templates,
             timeout=task.timeout,
             confirmed=confirmed,
             interactive=self.interactive(),
         )
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - one Runtime per session
+    def _templates_dir(self, plan_dir: str) -> Path | None:
+        folder = self.settings.root / plan_dir / "templates"
+        return folder if folder.is_dir() else None
 
     def execute(self, task: Task) -> Outcome:
         """Run the task's handler; an expected handler error becomes a failed outcome."""

@@ -389,19 +389,27 @@ class StateStore:
             sql, args = sql + " WHERE kind=?", (kind,)
         return [json.loads(row[0]) for row in self._conn.execute(sql + " ORDER BY id", args)]
 
+    def transaction(self) -> _tx:
+        """Group several writes into one commit (a task's result, attempt and event)."""
+        return _tx(self._writable())
+
     def integrity_check(self) -> str:
         return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
 class _tx:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises; inside another, part of it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outer:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
