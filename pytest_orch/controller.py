@@ -37,20 +37,26 @@ class Controller:
 
     # -- the coordinator ------------------------------------------------------------------------
     def start_coordinator(self, selected: set[str]) -> Coordinator:
-        """Create the session's coordinator for the selected tasks (once per session)."""
+        """Create the session's coordinator for the selected tasks (once per session).
+
+        With no task selected (a session of plain tests in a project that has a plan) it is a
+        bystander: no state, no lock, no reports, pytest's own junitxml left alone.
+        """
         runtime = self.runtime
         settings = runtime.settings
         if runtime.coordinator is None:
-            try:
-                self.state = RunState(runtime, self.run_id, self.started, readonly=settings.dry_run)
-            except RunLocked as exc:
-                raise pytest.UsageError(str(exc)) from None
             refuse = None
-            if not settings.dry_run:
-                self.state.check_git(settings.report_dir)
-                if self.state.dirty and not settings.allow_dirty:
-                    refuse = dirty_reason(self.state.dirty)
-            self.state.begin(self.started)
+            if selected:
+                try:
+                    self.state = RunState(runtime, self.run_id, self.started, readonly=settings.dry_run)
+                except RunLocked as exc:
+                    raise pytest.UsageError(str(exc)) from None
+                if not settings.dry_run:
+                    self.state.check_git(settings.report_dir)
+                    if self.state.dirty and not settings.allow_dirty:
+                        refuse = dirty_reason(self.state.dirty)
+                self.state.begin(self.started)
+                self._take_over_junitxml()
             runtime.coordinator = Coordinator(
                 runtime.plan, runtime.graph,
                 confirmed=settings.confirm,
@@ -61,8 +67,12 @@ class Controller:
                 writes_files=runtime.task_writes_files(),
             )
         runtime.coordinator.select(selected)
-        self._take_over_junitxml()
         return runtime.coordinator
+
+    @property
+    def active(self) -> bool:
+        """True once the session runs plan tasks: only then does it keep state and write reports."""
+        return self.state is not None
 
     def _take_over_junitxml(self) -> None:
         """Write --junitxml ourselves: pytest's writer makes one testcase per rerun attempt."""
@@ -136,7 +146,7 @@ class Controller:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_orch.reports.terminal import write_summary
 
-        if self.runtime.coordinator is not None and self.collector.results:
+        if self.active and self.collector.results:
             write_summary(terminalreporter, self.runtime, list(self.collector.results.values()),
                           self.report_paths())
 
@@ -149,7 +159,7 @@ class Controller:
         if self.status_shown:
             session.exitstatus = pytest.ExitCode.OK
             return
-        if session.config.option.collectonly or not self.runtime.ok or self.runtime.coordinator is None:
+        if session.config.option.collectonly or not self.runtime.ok or not self.active:
             return
         session.exitstatus = self._exit_status(session)
         try:

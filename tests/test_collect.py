@@ -164,3 +164,13 @@ def test_orch_phases_ini_option_names_the_plan(pytester):
         """})
     result = pytester.runpytest("plans", "-q")
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "n2"])
+def test_plain_tests_beside_an_uncollected_plan_leave_no_state_or_reports(plan, workers):
+    plan.makepyfile(**{"tests/test_unit": "def test_ok():\n    assert True\n"})
+    result = plan.runpytest_subprocess("tests", "--junitxml=out.xml", *workers)
+    result.assert_outcomes(passed=1)
+    assert not (plan.path / ".orch").exists() and not (plan.path / "reports").exists()
+    assert "<testcase" in (plan.path / "out.xml").read_text()  # pytest's own junitxml, untouched
+    result.stdout.no_fnmatch_line("*pytest-orch phases*")
