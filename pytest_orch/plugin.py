@@ -150,6 +150,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(decision.reason)
         if decision.action == "up_to_date":
             pytest.skip(decision.reason)
+        runtime.wait_for_rate_limit(item.task)  # every attempt is a call against the limit
     done = [d for d in _depends(item) if d in runtime.plan.tasks and coordinator.why_not_done(d) is None]
     mark_dependencies_done(item, done)
 

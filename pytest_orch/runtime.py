@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pytest_orch.errors import HandlerError, PlanErrors
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.options import Settings
 from pytest_orch.plan.model import Plan, Task
+from pytest_orch.ratelimit import TokenBucket, parse_rate
 from pytest_orch.plan.validate import load_plan_and_graph, plan_files
 from pytest_orch.registry import HandlerTable, collect_handlers
 
@@ -41,6 +43,7 @@ class Runtime:
         self.run_reasons: dict[str, str] = {}
         self.confirmed_now: set[str] = set()
         self.durations: dict[str, float] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     # -- the plan ---------------------------------------------------------------------------
     @property
@@ -173,6 +176,19 @@ class Runtime:
             confirmed=confirmed,
             interactive=self.interactive(),
         )
+
+    def wait_for_rate_limit(self, task: Task) -> None:
+        """In process, hold a task of a rate-limited pool until its bucket has a token.
+
+        Under xdist the controller's scheduler does this before it sends the task.
+        """
+        if task.pool is None or task.pool not in self.plan.rate_limits:
+            return
+        if task.pool not in self._buckets:
+            self._buckets[task.pool] = TokenBucket(*parse_rate(self.plan.rate_limits[task.pool]))
+        bucket = self._buckets[task.pool]
+        while not bucket.try_take():
+            time.sleep(bucket.wait_time())
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 - one Runtime per session
     def _templates_dir(self, plan_dir: str) -> Path | None:

@@ -170,3 +170,12 @@ def test_plain_test_depending_on_a_task_runs_after_it(pytester):
         """)
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+def test_rate_limit_holds_tasks_in_process_too(pytester):
+    plan(pytester, [f'{{id: "1.{i}", type: command, shell: true, pool: api, run: "date +%s.%N >> stamps"}}'
+                    for i in range(6)], extra='rate_limits: {api: "2/second"}\n')
+    pytester.runpytest().assert_outcomes(passed=6)
+    stamps = sorted(float(s) for s in (pytester.path / "stamps").read_text().split())
+    # a burst of two, then one token every 0.5 s: the sixth starts at least 1.5 s after the first
+    assert stamps[5] - stamps[0] >= 1.4
