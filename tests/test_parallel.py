@@ -43,13 +43,13 @@ def test_no_task_starts_before_its_dependencies_end(pytester: pytest.Pytester, s
     rng = random.Random(seed)
     names = [f"t{i:02d}" for i in range(24)]
     deps = {n: sorted(set(rng.sample(names[:i], min(i, rng.randint(0, 3))))) for i, n in enumerate(names)}
-    tasks = [f'{{id: {n}, type: command, run: "sleep {rng.uniform(0, 0.06):.3f}", depends_on: {json.dumps(deps[n])}}}'
+    tasks = [f'{{id: {n}, type: command, run: "sleep {rng.uniform(0.02, 0.12):.3f}", depends_on: {json.dumps(deps[n])}}}'
              for n in names]
     pytester.makefile(".yaml", **{"phases/p1": plan(tasks)})
     result, run_json = run(pytester, "-n", str(workers))
     result.assert_outcomes(passed=len(names))
     workers_used = {t["worker"] for t in run_json.values()}
-    assert len(workers_used) > 1
+    assert len(workers_used) > 1  # about 1.7 s of work: the later workers are up long before the end
     for name, needs in deps.items():
         for dep in needs:
             assert ts(run_json[name]["started"]) >= ts(run_json[dep]["finished"]), (name, dep)

@@ -96,15 +96,15 @@ def test_retries_then_success_is_one_passed_task_with_attempts(pytester):
 
 
 def test_retry_delay_grows_by_backoff(pytester):
-    plan(pytester, ['{id: "1.1", type: command, shell: true, retries: 2, retry_delay: 0.2, backoff: 3, '
+    plan(pytester, ['{id: "1.1", type: command, shell: true, retries: 2, retry_delay: 0.2, backoff: 4, '
                     'run: "date +%s.%N >> stamps; false"}'])
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     assert result.parseoutcomes()["rerun"] == 2
     stamps = [float(s) for s in (pytester.path / "stamps").read_text().split()]
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    # 0.2 s before the first retry, 0.6 s before the second: the second gap is clearly longer
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.6 and gaps[1] > gaps[0] + 0.3
+    # 0.2 s before the first retry, 0.8 s before the second: the second gap is clearly longer
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.8 and gaps[1] > gaps[0] + 0.4
 
 
 def test_timeout_kills_the_whole_process_tree(pytester):
