@@ -125,22 +125,18 @@ def test_readonly_never_creates_or_writes(tmp_path):
     assert sorted((p.name, p.stat().st_size) for p in (tmp_path / ".orch").iterdir()) == before
 
 
-def test_a_thousand_tasks_record_and_load_fast(tmp_path):
+def test_a_thousand_tasks_load_back_in_one_query(tmp_path):
+    # how fast this is, is measured by benchmarks/bench_rerun.py, not asserted here
     fp = fingerprint(tmp_path)
     with StateStore.open(tmp_path) as store:
         store.begin_run("r1", T0, [], True)
-        start = time.perf_counter()
         for i in range(1000):
             store.event("task_end", run_id="r1", task=f"t{i}")
             record(store, "r1", f"t{i}", "passed", fp)
-        recorded = time.perf_counter() - start
     with StateStore.open(tmp_path) as store:
-        start = time.perf_counter()
         last = store.last_results()
-        loaded = time.perf_counter() - start
-    assert len(last) == 1000
-    print(f"record 1000 results+events: {recorded:.3f}s; last_results(): {loaded * 1000:.1f}ms")
-    assert recorded < 5 and loaded < 0.5
+        assert len(store.events("task_end")) == 1000
+    assert len(last) == 1000 and {r.outcome for r in last.values()} == {"passed"}
 
 
 CHILD = textwrap.dedent(
