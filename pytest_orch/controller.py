@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -240,11 +239,3 @@ def dirty_reason(paths: list[str], shown: int = 10) -> str:
     more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
     return (f"refused: the git work tree has uncommitted changes the plan did not make: "
             f"{', '.join(paths[:shown])}{more} (commit or stash them, or pass --allow-dirty)")
-
-
-def group_by_phase(results: list[TaskResult], runtime: Runtime) -> dict[str, list[TaskResult]]:
-    by_phase: dict[str, list[TaskResult]] = defaultdict(list)
-    for result in results:
-        if result.task_id is not None:
-            by_phase[runtime.plan.tasks[result.task_id].phase].append(result)
-    return by_phase

@@ -6,9 +6,7 @@ import functools
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -146,12 +144,6 @@ class Runtime:
             self._markers.add(tag)
             self.config.addinivalue_line("markers", f"{tag}: tasks tagged {tag!r} in the plan")
 
-    def phase_tasks(self) -> dict[str, list[Task]]:
-        by_phase: dict[str, list[Task]] = defaultdict(list)
-        for task in self.plan.tasks.values():
-            by_phase[task.phase].append(task)
-        return by_phase
-
     # -- running a task -----------------------------------------------------------------------
     def interactive(self) -> bool:
         """A person can answer a prompt: -s, a terminal on stdin, not CI, not an xdist worker."""
@@ -220,7 +212,3 @@ class Runtime:
     def task_writes_files(self) -> frozenset[str]:
         used = {task.type for task in self.plan.tasks.values()}
         return frozenset(name for name in used if getattr(self.handlers[name], "writes_files", False))
-
-
-def describe(value: Any) -> str:
-    return ", ".join(value) if isinstance(value, (list, tuple, set, frozenset)) else str(value)

@@ -364,11 +364,6 @@ class StateStore:
         """Return every path a task of an earlier run changed, with the sha256 it left (None: deleted)."""
         return dict(self._conn.execute("SELECT path, sha FROM written_paths").fetchall())
 
-    def harness_written_paths(self) -> set[str]:
-        return set(self.harness_written())
-
-    # -- events ------------------------------------------------------------------------------
-
     def event(self, kind: str, *, ts: str | None = None, **fields: Any) -> None:
         """Append one event (run_start, run_end, task_start, task_retry, task_end) to the log and table."""
         conn = self._writable()
