@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,13 @@ from pytest_orch.coordinator import Coordinator
 from pytest_orch.errors import HandlerError, PlanErrors
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.options import Settings
+from pytest_orch.plan.files import plan_files
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.ratelimit import TokenBucket, parse_rate
-from pytest_orch.plan.validate import load_plan_and_graph, plan_files
 from pytest_orch.registry import HandlerTable, collect_handlers
+
+
+PLAN_INPUT = "orch_plan"  # the workerinput key of the controller's pickled plan and graph
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -55,6 +59,13 @@ class Runtime:
         if self._errors is not None:
             return
         self._errors = {}
+        sent = getattr(self.config, "workerinput", {}).get(PLAN_INPUT)
+        if sent is not None:
+            # the controller validated this plan moments ago: a worker does not parse it again
+            self._plan, self._graph = pickle.loads(sent)
+            return
+        from pytest_orch.plan.validate import load_plan_and_graph
+
         try:
             self._plan, self._graph = load_plan_and_graph(
                 self.settings.plan_path, self.settings.root, self.handlers, self.settings.variables)
@@ -63,6 +74,11 @@ class Runtime:
                 key = err.loc.path if err.loc else ""
                 self._errors.setdefault(key, []).append(str(err))
             return
+
+    @functools.cached_property
+    def pickled(self) -> bytes | None:
+        """The valid plan and its graph, for the workers (see ``load``); None with errors."""
+        return pickle.dumps((self._plan, self._graph), pickle.HIGHEST_PROTOCOL) if self.ok else None
 
     def selection_errors(self) -> list[str]:
         """--phase and --group values that name nothing in the plan."""

@@ -32,7 +32,7 @@ from pytest_orch import placeholder
 from pytest_orch.collect import RUNTIME_KEY
 from pytest_orch.coordinator import Decision
 from pytest_orch.ratelimit import parse_rate
-from pytest_orch.runtime import Runtime, is_worker
+from pytest_orch.runtime import PLAN_INPUT, Runtime, is_worker
 from pytest_orch.sched_core import ReadySet, limits_for, remaining_paths
 
 PREFETCH = os.environ.get("ORCH_PREFETCH", "1") != "0"  # benchmarks compare both
@@ -50,6 +50,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION_KEY] = session
+
+
+def pytest_configure_node(node: Any) -> None:
+    """Send each worker the plan the controller has validated, so it need not load it again."""
+    runtime: Runtime | None = node.config.stash.get(RUNTIME_KEY, None)
+    sent = runtime.pickled if runtime is not None else None
+    if sent is not None:
+        node.workerinput[PLAN_INPUT] = sent
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> DagScheduling | None:

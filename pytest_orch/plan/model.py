@@ -91,6 +91,11 @@ class Plan:
         tasks = {t.id: t for p in self.phases for t in p.all_tasks}
         object.__setattr__(self, "_tasks", MappingProxyType(tasks))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the task index is derived and a mappingproxy cannot be pickled; xdist workers receive
+        # the controller's plan pickled, so rebuild the index from the fields
+        return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files))
+
     @property
     def tasks(self) -> Mapping[str, Task]:
         """Every task and checkpoint of the plan by id, in file order."""

@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 from pytest_orch import dag
 from pytest_orch.errors import Location, PlanError, PlanErrors
 from pytest_orch.plan import checks
+from pytest_orch.plan.files import plan_files
 from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
 from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.model import (
@@ -301,16 +302,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def plan_files(location: Path) -> list[Path]:
-    """The YAML files of a plan folder (templates/ excluded), or the one file named."""
-    if location.is_file():
-        return [location]
-    return sorted(
-        p for p in location.rglob("*")
-        if p.suffix in (".yaml", ".yml") and p.is_file() and "templates" not in p.relative_to(location).parts
-    )
 
 
 def load_plan(location: Path, root: Path, handlers: Mapping[str, Any],
