@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -10,13 +11,14 @@ import selectors
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, ClassVar
-
-import psutil
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.handlers import params
 from pytest_orch.plan.model import Task
+
+if TYPE_CHECKING:
+    import psutil
 
 OUTPUT_LIMIT = 64 * 1024
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
@@ -104,12 +106,14 @@ class CommandHandler:
             return Outcome("passed", message=f"would run: {shown}")
         if not cwd.is_dir():
             return Outcome("failed", message=f"cwd {p['cwd']}: no such folder")
-        env = dict(os.environ)
-        for name, value in (p.get("env") or {}).items():
-            if value is None:
-                env.pop(str(name), None)
-            else:
-                env[str(name)] = str(value)
+        env = None  # inherited as it is: copying os.environ costs more than spawning `true`
+        if p.get("env"):
+            env = dict(os.environ)
+            for name, value in p["env"].items():
+                if value is None:
+                    env.pop(str(name), None)
+                else:
+                    env[str(name)] = str(value)
         argv: Any = ["/bin/sh", "-c", p["run"]] if p.get("shell") else _argv(p)
         ok_codes = list(p.get("ok_codes") or [0])
         ctx.log(f"$ {shown}")
@@ -159,9 +163,15 @@ def _argv(p: Any) -> list[str]:
     if not isinstance(run, str) or p.get("shell"):
         return []
     try:
-        return shlex.split(run)
+        return list(_split(run))
     except ValueError:
         return []
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(run: str) -> tuple[str, ...]:
+    """shlex.split, once per distinct command line: inputs() and run() both need it."""
+    return tuple(shlex.split(run))
 
 
 def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: float | None) -> int:
@@ -226,6 +236,8 @@ def kill_tree(proc: subprocess.Popen[Any]) -> None:
     SIGTERM first, then SIGKILL after a short grace. Descendants are listed before anything is
     signalled: once the leader dies its children are re-parented and can no longer be found.
     """
+    import psutil  # here, not at the top: only a timeout or an interrupt needs it
+
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:
@@ -241,6 +253,8 @@ def kill_tree(proc: subprocess.Popen[Any]) -> None:
 
 def _group_members(pgid: int) -> list[psutil.Process]:
     """Processes of the group that are no longer our descendants (their parent died)."""
+    import psutil
+
     members = []
     for p in psutil.process_iter():
         try:
@@ -264,6 +278,8 @@ def _wait_gone(proc: subprocess.Popen[Any], procs: list[psutil.Process], timeout
 
 
 def _running(p: psutil.Process) -> bool:
+    import psutil
+
     try:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -271,6 +287,8 @@ def _running(p: psutil.Process) -> bool:
 
 
 def _signal_all(pgid: int, procs: list[psutil.Process], sig: signal.Signals) -> None:
+    import psutil
+
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

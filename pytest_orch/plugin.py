@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_orch import hookspecs
 from pytest_orch.collect import RUNTIME_KEY, PlanFile, TaskItem
-from pytest_orch.controller import Controller
 from pytest_orch.dag import priority_order, remaining_path
 from pytest_orch.options import add_options, resolve_settings
 from pytest_orch.policy import mark_dependencies_done
 from pytest_orch.registry import entry_point_handler_types
 from pytest_orch.runtime import Runtime, is_worker
 
-CONTROLLER_KEY = pytest.StashKey[Controller]()
+if TYPE_CHECKING:  # a worker never builds a controller: it does not import one (start-up time)
+    from pytest_orch.controller import Controller
+
+CONTROLLER_KEY: pytest.StashKey[Controller] = pytest.StashKey()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -46,10 +48,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUNTIME_KEY] = runtime
     if settings.status and not is_worker(config):
         config.option.dist, config.option.numprocesses = "no", None  # status runs nothing: no workers
+    elif getattr(config.option, "numprocesses", None) and not is_worker(config) and not runtime.ok:
+        # a bad plan is a collection error: in process it exits 2 as it does without -n (xdist's
+        # workers would make it exit 1), and no worker is started only to report it
+        config.option.dist, config.option.numprocesses = "no", None
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
     if not is_worker(config):
-        controller = Controller(runtime, (settings.report_dir / "junit.xml").resolve())
+        from pytest_orch import controller as controller_module
+
+        controller = controller_module.Controller(runtime, (settings.report_dir / "junit.xml").resolve())
         config.stash[CONTROLLER_KEY] = controller
         config.pluginmanager.register(controller, "orch-controller")
     if config.pluginmanager.hasplugin("xdist"):
