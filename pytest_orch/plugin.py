@@ -65,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_orch import xdist_sched
 
         config.pluginmanager.register(xdist_sched, "orch-xdist")
+        if not is_worker(config):
+            from pytest_orch import xdist_spawn
+
+            config.pluginmanager.register(xdist_spawn, "orch-xdist-spawn")
 
 
 def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:
