@@ -118,10 +118,13 @@ class ReadySet(Generic[K]):
     def _has_room(self, key: K) -> bool:
         return all(self._running_in[s] < self._caps[s] for s in self._slots.get(key, ()) if s in self._caps)
 
-    def pop(self, lowest: bool = False) -> K | None:
+    def has_dependents(self, key: K) -> bool:
+        return bool(self._dependents.get(key))
+
+    def pop(self, lowest: bool = False, where: Callable[[K], bool] | None = None) -> K | None:
         """Start the ready key of highest (or lowest) priority the limits let start now, or None.
 
-        A key held back by a full group or pool, or an empty token bucket, keeps its place.
+        A key held back by a full group or pool, an empty token bucket, or ``where``, keeps its place.
         """
         heap = self._low if lowest else self._heap
         skipped: list[tuple[float, int, K]] = []
@@ -133,6 +136,9 @@ class ReadySet(Generic[K]):
             key = entry[2]
             if key not in self._ready:
                 continue  # drained or ended meanwhile
+            if where is not None and not where(key):
+                skipped.append(entry)
+                continue
             if any(s in full for s in self._slots.get(key, ())):
                 skipped.append(entry)
                 continue

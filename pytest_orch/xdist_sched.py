@@ -357,7 +357,9 @@ class DagScheduling:
         """With more ready tasks than idle workers, queue one behind a running task.
 
         The worker then starts it without waiting for a round trip through the controller.
-        Only the lowest-priority ready tasks are queued this way, one per worker.
+        Only the lowest-priority ready tasks are queued this way, one per worker, and only
+        tasks nothing depends on: a queued task waits for the worker's current one, and a
+        task on the graph's paths would hold its dependents back while another worker idles.
         """
         if not PREFETCH or len(self.node2index) < self.numnodes:
             return  # while workers are still starting, a free one may come up any moment
@@ -367,7 +369,7 @@ class DagScheduling:
         for node in busy:
             if self.core.ready_count() <= len(busy):
                 break
-            nodeid = self.core.pop(lowest=True)
+            nodeid = self.core.pop(lowest=True, where=lambda key: not self.core.has_dependents(key))
             if nodeid is None:
                 break
             self._send(node, [nodeid])

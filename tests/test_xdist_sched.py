@@ -251,3 +251,44 @@ def test_rate_limit_holds_back_until_a_token_is_due() -> None:
     now[0] = 1.0
     assert ready.pop() == "b"
 
+
+
+CHAINS_AND_LEAVES = """
+phase: 1
+groups:
+  - id: g
+    tasks:
+      - {id: p1, type: command, run: "true"}
+      - {id: q1, type: command, run: "true", depends_on: [p1]}
+      - {id: p2, type: command, run: "true"}
+      - {id: q2, type: command, run: "true", depends_on: [p2]}
+      - {id: p3, type: command, run: "true"}
+      - {id: q3, type: command, run: "true", depends_on: [p3]}
+"""
+
+LEAVES = """
+phase: 1
+groups:
+  - id: g
+    tasks:
+      - {id: l1, type: command, run: "true"}
+      - {id: l2, type: command, run: "true"}
+      - {id: l3, type: command, run: "true"}
+"""
+
+
+def test_a_task_with_dependents_is_never_queued_behind_a_running_one(pytester: pytest.Pytester) -> None:
+    # queued, p2 would wait for p1's end even if another worker came free first, and q2 with it
+    h = Harness(pytester, CHAINS_AND_LEAVES)
+    node = h.add()
+    assert h.running(node) == ["p1"]  # p2 and p3 are ready too, but q2 and q3 wait on them
+    h.finish(node, "p1")
+    assert h.running(node) == ["p2", "q1"]  # q1 has no dependents: it may wait behind p2
+
+
+def test_a_task_nothing_depends_on_is_queued_to_save_a_round_trip(pytester: pytest.Pytester) -> None:
+    h = Harness(pytester, LEAVES)
+    node = h.add()
+    assert h.running(node) == ["l1", "l3"]  # the lowest-priority ready task waits behind l1
+    h.finish(node, "l1")
+    assert h.running(node) == ["l3"]  # one ready task, no idle worker: it waits on the controller
