@@ -3,6 +3,7 @@
     python benchmarks/bench_schedule.py                 # every workload, -n 1 and -n 4
     python benchmarks/bench_schedule.py --only dag01 --workers 4
     python benchmarks/bench_schedule.py --overhead      # also: per-task overhead at -n 0
+    python benchmarks/bench_schedule.py --floor         # also: plain pytest-xdist, same commands
 
 For each run it reports the whole-process wall time, the lower bound LB = max(critical path,
 total work / workers) from the nominal task durations, the schedule's span (first task start to
@@ -133,11 +134,57 @@ def plain_overhead(count: int) -> float:
         return time.perf_counter() - t0
 
 
+# A conftest that records each plain test's setup start and teardown end, as run.json does for tasks.
+FLOOR_CONFTEST = """
+import json, time
+intervals = {}
+def pytest_runtest_logreport(report):
+    start, stop = intervals.get(report.nodeid, (None, None))
+    if report.when == "setup":
+        start = report.start
+    if report.when == "teardown":
+        stop = report.stop
+    intervals[report.nodeid] = (start, stop)
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        with open("intervals.json", "w") as f:
+            json.dump(intervals, f)
+"""
+
+
+def run_plain(count: int, command: str, workers: int) -> dict:
+    """The floor: ``count`` plain pytest tests running ``command``, on plain pytest-xdist.
+
+    No plan, no dependencies, xdist's own load scheduling: what any pytest item running the same
+    subprocess costs, start-up and shutdown included.
+    """
+    with tempfile.TemporaryDirectory(prefix="orch-bench-floor-") as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "conftest.py").write_text(FLOOR_CONFTEST)
+        (root / "test_floor.py").write_text(
+            "import subprocess, pytest\n"
+            f"@pytest.mark.parametrize('i', range({count}))\n"
+            f"def test_command(i):\n    subprocess.run({command.split()!r}, check=True)\n")
+        launch = time.time()
+        t0 = time.perf_counter()
+        proc = subprocess.run(PYTEST + ["-q", "-p", "no:cacheprovider", "-n", str(workers)], cwd=root,
+                              capture_output=True, text=True, env=ENV)
+        wall = time.perf_counter() - t0
+        intervals = json.loads((root / "intervals.json").read_text())
+    starts = [s for s, _ in intervals.values() if s is not None]
+    ends = [e for _, e in intervals.values() if e is not None]
+    return {"wall": wall, "exit": proc.returncode, "span": max(ends) - min(starts),
+            "first": min(starts) - launch, "tail": proc.stdout[-2000:] + proc.stderr[-2000:]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="workload names (default: all)")
     parser.add_argument("--workers", type=int, action="append", help="-n values (default: 1 and 4)")
     parser.add_argument("--overhead", action="store_true", help="also measure per-task overhead at -n 0")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run each workload's commands as plain pytest tests on plain xdist")
     parser.add_argument("--no-prefetch", action="store_true", help="set ORCH_PREFETCH=0 (compare)")
     options = parser.parse_args()
     env = {"ORCH_PREFETCH": "0"} if options.no_prefetch else {}
@@ -164,6 +211,15 @@ def main() -> int:
             if r["violations"] or r["exit"] != 0:
                 failed = True
                 print(r["tail"], file=sys.stderr)
+            work_lb = seconds * len(deps) / max(workers, 1)
+            if options.floor and workers > 0 and seconds > 0 and abs(lb - work_lb) < 1e-9:
+                # only where the bound is the work, not a dependency path: plain xdist keeps no order
+                plain = run_plain(len(deps), command, workers)
+                print(f"| {name}, floor | {workers} | {len(deps)} | {plain['wall']:.2f} | {work_lb:.2f} | "
+                      f"{plain['wall'] / work_lb:.3f} | {plain['span']:.2f} | {plain['span'] / work_lb:.3f} | - | "
+                      f"{plain['first']:.2f} | - | exit {plain['exit']} |", flush=True)
+                if plain["exit"] != 0:
+                    print(plain["tail"], file=sys.stderr)
     if options.overhead:
         _, _, _ = workloads()["true1000"]
         one = {"x0": []}

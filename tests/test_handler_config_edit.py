@@ -303,7 +303,7 @@ def test_validate_names_task_and_line(params, message):
     with pytest.raises(PlanError) as info:
         HANDLER.validate(task)
     assert str(info.value).startswith("phases/plan.yaml:")
-    assert f"task '1.1': " in str(info.value) and message in str(info.value)
+    assert "task '1.1': " in str(info.value) and message in str(info.value)
 
 
 def test_inputs_are_the_edited_file_when_it_exists(tmp_path):
