@@ -178,20 +178,14 @@ def set_value(doc: Any, path: str, value: Any, convert: Convert) -> bool:
                 node[key] = convert(nested)
                 return True
             if last:
-                if _same(node[key], value):
-                    return False
-                node[key] = convert(value)
-                return True
+                return _put(node, key, value, convert)
             node = node[key]
         elif _is_list(node):
             index = _list_index(node, seg, segs, pos) if seg.index is not None else None
             if index is None:
                 raise PathError(f"cannot set {join(segs)}: {join(segs[:pos])} is a list")
             if last:
-                if _same(node[index], value):
-                    return False
-                node[index] = convert(value)
-                return True
+                return _put(node, index, value, convert)
             node = node[index]
         else:
             where = join(segs[:pos]) or "the document"
@@ -221,6 +215,14 @@ def remove(doc: Any, path: str) -> bool:
         del node[index]
         return True
     raise _container_error("remove", segs, node)
+
+
+def _put(container: Any, key: Any, value: Any, convert: Convert) -> bool:
+    """Set one existing entry of a mapping or list; False when it already holds the value."""
+    if _same(container[key], value):
+        return False
+    container[key] = convert(value)
+    return True
 
 
 def append(doc: Any, path: str, items: list[Any], convert: Convert) -> bool:
