@@ -69,7 +69,9 @@ class ReadySet(Generic[K]):
         self._buckets = dict(buckets or {})
         self._running_in: dict[str, int] = {name: 0 for name in self._caps}
         self._heap: list[tuple[float, int, K]] = []
-        self._low: list[tuple[float, int, K]] = []  # the same keys, lowest priority first
+        # keys nothing depends on, lowest priority first: the only ones worth queueing behind a
+        # running key, since a queued key's dependents would wait for that key's worker
+        self._low: list[tuple[float, int, K]] = []
         self._ready: set[K] = set()
         self.running: set[K] = set()
         self.ended: set[K] = set()
@@ -110,7 +112,8 @@ class ReadySet(Generic[K]):
         self._ready.add(key)
         rank = self._rank(key)
         heapq.heappush(self._heap, (*rank, key))
-        heapq.heappush(self._low, (-rank[0], -rank[1], key))
+        if not self._dependents.get(key):
+            heapq.heappush(self._low, (-rank[0], -rank[1], key))
 
     def ready_count(self) -> int:
         return len(self._ready)
@@ -118,13 +121,11 @@ class ReadySet(Generic[K]):
     def _has_room(self, key: K) -> bool:
         return all(self._running_in[s] < self._caps[s] for s in self._slots.get(key, ()) if s in self._caps)
 
-    def has_dependents(self, key: K) -> bool:
-        return bool(self._dependents.get(key))
+    def pop(self, lowest: bool = False) -> K | None:
+        """Start the ready key of highest priority the limits let start now, or None.
 
-    def pop(self, lowest: bool = False, where: Callable[[K], bool] | None = None) -> K | None:
-        """Start the ready key of highest (or lowest) priority the limits let start now, or None.
-
-        A key held back by a full group or pool, an empty token bucket, or ``where``, keeps its place.
+        ``lowest``: the ready key of lowest priority among those nothing depends on.
+        A key held back by a full group or pool, or an empty token bucket, keeps its place.
         """
         heap = self._low if lowest else self._heap
         skipped: list[tuple[float, int, K]] = []
@@ -136,9 +137,6 @@ class ReadySet(Generic[K]):
             key = entry[2]
             if key not in self._ready:
                 continue  # drained or ended meanwhile
-            if where is not None and not where(key):
-                skipped.append(entry)
-                continue
             if any(s in full for s in self._slots.get(key, ())):
                 skipped.append(entry)
                 continue

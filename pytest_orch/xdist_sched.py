@@ -369,7 +369,7 @@ class DagScheduling:
         for node in busy:
             if self.core.ready_count() <= len(busy):
                 break
-            nodeid = self.core.pop(lowest=True, where=lambda key: not self.core.has_dependents(key))
+            nodeid = self.core.pop(lowest=True)
             if nodeid is None:
                 break
             self._send(node, [nodeid])
