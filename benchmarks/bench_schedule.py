@@ -202,12 +202,13 @@ def main() -> int:
         for workers in options.workers or [1, 4]:
             r = run_plan(deps, command, workers, env)
             lb = lower_bound(deps, seconds, workers)
-            ratio = lambda x: f"{x / lb:.3f}" if lb > 0 else "-"  # noqa: E731
+            def ratio(x: float, lb: float = lb) -> str:
+                return f"{x / lb:.3f}" if lb > 0 else "-"
             lbm = measured_bound(deps, r["tasks"], workers)
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             print(f"| {name} | {workers} | {len(deps)} | {r['wall']:.2f} | {lb:.2f} | {ratio(r['wall'])} | "
-                  f"{r['span']:.2f} | {ratio(r['span'])} | {r['span'] / lbm:.3f} | {r['first']:.2f} | {r['violations']} | {outcomes} |",
-                  flush=True)
+                  f"{r['span']:.2f} | {ratio(r['span'])} | {r['span'] / lbm:.3f} | {r['first']:.2f} | "
+                  f"{r['violations']} | {outcomes} |", flush=True)
             if r["violations"] or r["exit"] != 0:
                 failed = True
                 print(r["tail"], file=sys.stderr)

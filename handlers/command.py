@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 import os
 import re
+import selectors
 import shlex
 import signal
-import selectors
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.handlers import params
+
+from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 
 if TYPE_CHECKING:

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_orch.errors import HandlerError
-from pytest_orch.fileio import atomic_write, read_text, unified_diff
-from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.handlers import dotted_path, params
 from pytest_orch.handlers.formats import LOADERS, FormatError
 from pytest_orch.handlers.ini_edit import load_ini
+
+from pytest_orch.errors import HandlerError
+from pytest_orch.fileio import atomic_write, read_text, unified_diff
+from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 
 FORMATS = ("json", "yaml", "toml", "ini", "text")

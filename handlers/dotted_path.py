@@ -9,9 +9,9 @@ of the same edit can say it changed nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, MutableSequence
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Convert = Callable[[Any], Any]
 
@@ -264,7 +264,7 @@ def _same(current: Any, wanted: Any) -> bool:
             k in current and _same(current[k], v) for k, v in wanted.items()
         )
     if _is_list(current) and isinstance(wanted, (list, tuple)):
-        return len(current) == len(wanted) and all(_same(a, b) for a, b in zip(current, wanted))
+        return len(current) == len(wanted) and all(_same(a, b) for a, b in zip(current, wanted, strict=False))
     if isinstance(current, (Mapping, list)) or isinstance(wanted, (Mapping, list, tuple)):
         return False
     # 1 == True == 1.0 in Python, but not in a config file

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
+
+from pytest_orch.handlers import params, templating
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.fileio import atomic_write, read_text, unified_diff
 from pytest_orch.handler import Outcome, TaskContext
-from pytest_orch.handlers import params, templating
 from pytest_orch.plan.model import Task
 
 

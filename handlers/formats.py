@@ -11,15 +11,14 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import tomlkit
+from pytest_orch.handlers import dotted_path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-from pytest_orch.handlers import dotted_path
 
 
 class FormatError(Exception):
@@ -80,7 +79,7 @@ def load_json(text: str) -> TreeDocument:
 def _json_indent(text: str) -> int | str | None:
     """The indent of the first indented line after an opening bracket; None for one-line JSON."""
     lines = text.splitlines()
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in zip(lines, lines[1:], strict=False):
         if prev.rstrip().endswith(("{", "[")) and line.strip():
             lead = line[: len(line) - len(line.lstrip())]
             prev_lead = prev[: len(prev) - len(prev.lstrip())]
@@ -105,7 +104,7 @@ def _yaml_indent(text: str) -> tuple[int, int, int]:
     mappings: Counter[int] = Counter()
     sequences: Counter[tuple[int, int]] = Counter()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in zip(lines, lines[1:], strict=False):
         match = _KEY_LINE.match(prev)
         if not match or prev.rstrip().endswith(("|", ">", "|-", ">-")):
             continue

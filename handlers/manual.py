@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.handlers import params
+
+from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 
 YES = ("y", "yes")

@@ -14,13 +14,18 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from pytest_orch.handlers import params
+from pytest_orch.handlers.file_generation import (
+    read_existing,
+    render_task,
+    template_inputs,
+    validate_template_keys,
+    write_outcome,
+)
+
 from pytest_orch.errors import HandlerError
 from pytest_orch.fileio import read_text
 from pytest_orch.handler import Outcome, TaskContext
-from pytest_orch.handlers import params
-from pytest_orch.handlers.file_generation import (
-    read_existing, render_task, template_inputs, validate_template_keys, write_outcome,
-)
 from pytest_orch.plan.model import Task
 
 FRAMEWORKS = ("pytest", "jest")

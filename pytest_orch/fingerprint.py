@@ -12,9 +12,10 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 # Keys that change how a task is scheduled or reported, never what it does: editing them must not make
 # every dependent task run again. depends_on is covered by the ``deps`` part of the fingerprint.

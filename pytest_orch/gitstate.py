@@ -10,9 +10,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 # Never dirty: the harness's own state and its reports.
 ALWAYS_IGNORED = (".orch", "reports")

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ class RunLock:
         owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "started": started or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started": started or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "argv": list(argv if argv is not None else sys.argv),
         }
         tmp = self.owner_path.with_suffix(".tmp")

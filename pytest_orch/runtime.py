@@ -21,7 +21,6 @@ from pytest_orch.plan.model import Plan, Task
 from pytest_orch.ratelimit import TokenBucket, parse_rate
 from pytest_orch.registry import HandlerTable, collect_handlers
 
-
 PLAN_INPUT = "orch_plan"  # the workerinput key of the controller's pickled plan and graph
 
 
@@ -198,7 +197,7 @@ class Runtime:
         while not bucket.try_take():
             time.sleep(bucket.wait_time())
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one Runtime per session
+    @functools.cache  # noqa: B019 - one Runtime per session
     def _templates_dir(self, plan_dir: str) -> Path | None:
         folder = self.settings.root / plan_dir / "templates"
         return folder if folder.is_dir() else None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Callable, Generic, Hashable, Iterable, Mapping, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Generic, TypeVar
 
 from pytest_orch.ratelimit import TokenBucket
 

@@ -12,10 +12,11 @@ import json
 import os
 import socket
 import sqlite3
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pytest_orch.fingerprint import FileHasher, Fingerprint, dep_token
 
@@ -58,7 +59,7 @@ class StateError(Exception):
 
 def utc_now() -> str:
     """Return the current time as ISO 8601 UTC with a Z, to the second."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ class StateStore:
         keys = ("task_id", "attempt", "started", "finished", "outcome", "worker", "output_digest", "changed")
         out = []
         for row in self._conn.execute(sql + " ORDER BY id", args):
-            item = dict(zip(keys, row))
+            item = dict(zip(keys, row, strict=False))
             item["changed"] = json.loads(item["changed"])
             out.append(item)
         return out

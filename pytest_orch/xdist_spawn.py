@@ -28,7 +28,7 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
         return
     with ThreadPoolExecutor(len(local), thread_name_prefix="orch-spawn") as pool:
         started = list(pool.map(lambda spec: _try_makegateway(group, spec), local))
-    ready = {spec.id: gateway for spec, gateway in zip(local, started) if gateway is not None}
+    ready = {spec.id: gateway for spec, gateway in zip(local, started, strict=False) if gateway is not None}
     if not ready:
         return
     make = group.makegateway

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
+from pytest_orch.handlers.command import CommandHandler
 
 from pytest_orch import dag
-from pytest_orch.handlers.command import CommandHandler
 from pytest_orch.plan.validate import load_plan
 
 
@@ -70,7 +70,7 @@ def test_find_cycle_returns_the_path(tmp_path):
     graph = dag.Graph(nodes=["p", "q", "r", "s"], requires={"p": {"r"}, "q": {"p"}, "r": {"q"}, "s": {"p"}})
     cycle = dag.find_cycle(graph)
     assert cycle[0] == cycle[-1] and sorted(cycle[:-1]) == ["p", "q", "r"]
-    for before, after in zip(cycle, cycle[1:]):
+    for before, after in zip(cycle, cycle[1:], strict=False):
         assert before in graph.prerequisites(after)  # the path follows the edges in run order
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 FILES = {
-    "package.json": '{\n  "name": "webapp",\n  "jest": {\n    "collectCoverageFrom": ["src/services/**/*.ts"]\n  }\n}\n',
+    "package.json": ('{\n  "name": "webapp",\n  "jest": {\n'
+                     '    "collectCoverageFrom": ["src/services/**/*.ts"]\n  }\n}\n'),
     ".github/workflows/ci.yml": (
         "# CI for the web app\n"
         "name: ci\n"

@@ -10,9 +10,9 @@ import time
 import psutil
 import pytest
 from handler_support import assert_status, make_ctx, make_task, snapshot, write
+from pytest_orch.handlers.command import OUTPUT_LIMIT, CommandHandler
 
 from pytest_orch.errors import HandlerError, PlanError
-from pytest_orch.handlers.command import OUTPUT_LIMIT, CommandHandler
 
 HANDLER = CommandHandler()
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 from handler_support import assert_status, make_ctx, make_task, snapshot, write
-
-from pytest_orch.errors import HandlerError, PlanError
 from pytest_orch.handlers import dotted_path
 from pytest_orch.handlers.config_edit import ConfigEditHandler
+
+from pytest_orch.errors import HandlerError, PlanError
 
 HANDLER = ConfigEditHandler()
 
@@ -187,10 +187,9 @@ def test_json_keeps_indent_order_and_final_newline(tmp_path):
 
 @pytest.mark.parametrize("indent", ["    ", "\t"])
 def test_json_other_indents_and_no_final_newline(tmp_path, indent):
-    path = write(tmp_path, "a.json", '{\n%s"a": 1\n}' % indent)
+    path = write(tmp_path, "a.json", f'{{\n{indent}"a": 1\n}}')
     edit(tmp_path, file="a.json", set={"b": [1]})
-    assert path.read_text() == '{\n%s"a": 1,\n%s"b": [\n%s%s1\n%s]\n}' % (
-        indent, indent, indent, indent, indent)
+    assert path.read_text() == f'{{\n{indent}"a": 1,\n{indent}"b": [\n{indent}{indent}1\n{indent}]\n}}'
 
 
 def test_ini_set_and_append_keep_comments(tmp_path):

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 from handler_support import assert_status, make_ctx, make_task, snapshot, write
+from pytest_orch.handlers.file_generation import FileGenerationHandler
 
 from pytest_orch.errors import HandlerError, PlanError
 from pytest_orch.fileio import atomic_write, unified_diff
-from pytest_orch.handlers.file_generation import FileGenerationHandler
 
 HANDLER = FileGenerationHandler()
 

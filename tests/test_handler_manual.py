@@ -7,9 +7,9 @@ import sys
 
 import pytest
 from handler_support import assert_status, make_ctx, make_task
+from pytest_orch.handlers.manual import ManualHandler
 
 from pytest_orch.errors import PlanError
-from pytest_orch.handlers.manual import ManualHandler
 
 HANDLER = ManualHandler()
 STEPS = "Rotate the staging API key in the vault,\nthen restart the gateway."

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 from handler_support import assert_status, make_ctx, make_task, snapshot, write
+from pytest_orch.handlers.test_generation import TestGenerationHandler, default_target, untouched
 
 from pytest_orch.errors import HandlerError, PlanError
-from pytest_orch.handlers.test_generation import TestGenerationHandler, default_target, untouched
 
 HANDLER = TestGenerationHandler()
 

@@ -43,7 +43,8 @@ def test_no_task_starts_before_its_dependencies_end(pytester: pytest.Pytester, s
     rng = random.Random(seed)
     names = [f"t{i:02d}" for i in range(24)]
     deps = {n: sorted(set(rng.sample(names[:i], min(i, rng.randint(0, 3))))) for i, n in enumerate(names)}
-    tasks = [f'{{id: {n}, type: command, run: "sleep {rng.uniform(0.02, 0.12):.3f}", depends_on: {json.dumps(deps[n])}}}'
+    tasks = [f'{{id: {n}, type: command, run: "sleep {rng.uniform(0.02, 0.12):.3f}", '
+             f'depends_on: {json.dumps(deps[n])}}}'
              for n in names]
     pytester.makefile(".yaml", **{"phases/p1": plan(tasks)})
     result, run_json = run(pytester, "-n", str(workers))

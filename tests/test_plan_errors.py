@@ -159,14 +159,15 @@ def test_cycle_names_every_task_on_it(pytester):
               - {id: "1.3", type: command, run: "true", depends_on: ["1.2"]}
         """)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    line = next(l for l in result.stdout.lines if "dependency cycle" in l)
+    line = next(text for text in result.stdout.lines if "dependency cycle" in text)
     path = line.split("dependency cycle: ")[1].split(" (")[0].split(" -> ")
     assert path[0] == path[-1] and sorted(path[:-1]) == ["1.1", "1.2", "1.3"]
 
 
 def test_errors_in_two_files_are_all_reported(pytester):
     pytester.makefile(".yaml", **{
-        "phases/p1": 'phase: 1\ngroups:\n  - id: a\n    tasks:\n      - {id: "1.1", type: command, run: "true", retrys: 1}\n',
+        "phases/p1": ('phase: 1\ngroups:\n  - id: a\n    tasks:\n'
+                      '      - {id: "1.1", type: command, run: "true", retrys: 1}\n'),
         "phases/p2": 'phase: 2\ndepends_on: [3]\ngroups: []\n',
     })
     result = pytester.runpytest()

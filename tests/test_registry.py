@@ -78,4 +78,5 @@ def test_a_type_claimed_twice_names_both_sources(pytester):
     pytester.makefile(".yaml", **{"phases/p1": PLAN})
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*handler type 'command' is provided twice: by the pytest_orch.handlers entry points and by *conftest.py*",])
+    result.stderr.fnmatch_lines(["*handler type 'command' is provided twice: "
+                                 "by the pytest_orch.handlers entry points and by *conftest.py*"])

@@ -219,7 +219,7 @@ def test_plain_test_waits_for_the_task_it_depends_on(pytester: pytest.Pytester) 
     plain["test_x.py::test_after_d"]["nodes"] = [h.task_node["d"]]
     h.ids[-1] = placeholder.MANIFEST_PREFIX + json.dumps(plain)
     node = h.add()
-    for key in ["a", "b", "c"]:
+    for _key in ["a", "b", "c"]:
         assert "test_x.py::test_after_d" not in h.running(node)
         h.finish(node, h.running(node)[0])
     assert h.running(node) == ["d"]

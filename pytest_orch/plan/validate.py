@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pytest_orch import dag
 from pytest_orch.errors import Location, PlanError, PlanErrors
 from pytest_orch.plan import checks
 from pytest_orch.plan.files import plan_files
 from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
-from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.model import (
-    CHECKPOINT_GROUP, EXECUTION, ON_FAILURE, Group, Phase, Plan, Task,
+    CHECKPOINT_GROUP,
+    EXECUTION,
+    ON_FAILURE,
+    Group,
+    Phase,
+    Plan,
+    Task,
 )
+from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
 
 FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars"})
@@ -101,7 +108,8 @@ class PlanBuilder:
         data = self.check.mapping(raw, loc, "a plan file")
         if data is None:
             return []
-        for key, store, check in (("pools", self.pools, checks.pool_limits), ("rate_limits", self.rate_limits, checks.rate_map)):
+        for key, store, check in (("pools", self.pools, checks.pool_limits),
+                                  ("rate_limits", self.rate_limits, checks.rate_map)):
             if key in data:
                 store.update(self.check.typed(data, key, check, {}, rel))
         file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)

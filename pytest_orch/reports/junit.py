@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import socket
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 from pytest_orch.fileio import atomic_write
 from pytest_orch.results import TaskResult
@@ -66,7 +66,7 @@ def build_xml(results: Iterable[TaskResult], suite_name: str, started: float,
     for key, value in counts.items():
         suite.set(key, str(value))
     suite.set("time", _seconds(total_time))
-    suite.set("timestamp", datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"))
+    suite.set("timestamp", datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"))
     suite.set("hostname", socket.gethostname())
     for key in ("tests", "failures", "errors"):
         suites.set(key, suite.get(key))

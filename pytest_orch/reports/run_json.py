@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pytest_orch.fileio import atomic_write
 from pytest_orch.plan.model import Plan
@@ -18,7 +19,7 @@ def iso(timestamp: float | None) -> str | None:
     """ISO 8601 in UTC with milliseconds, or None."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def task_entry(result: TaskResult, plan: Plan) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
-from typing import Callable, Iterable
 
 from pytest_orch.fileio import atomic_write
 from pytest_orch.results import TaskResult
@@ -36,7 +36,7 @@ def build_svg(results: Iterable[TaskResult], label_of: Callable[[TaskResult], st
     rows = [label_of(r) for r in timed] if per_task else sorted({r.worker or "main" for r in timed})
     height = TOP + ROW * len(rows) + 40
     parts = []
-    for i, tick in enumerate(_ticks(span)):
+    for tick in _ticks(span):
         x = LABEL + MARGIN + tick * scale
         parts.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height - 34}" stroke="#e4e4e4"/>')
         parts.append(f'<text x="{x:.1f}" y="{TOP - 10}" text-anchor="middle" class="tick">{tick:g}s</text>')
