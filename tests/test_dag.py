@@ -1,5 +1,6 @@
 """The task graph on its own: edges from phases and groups, cycles, priorities."""
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,30 @@ def test_acyclic_graph_has_no_cycle(tmp_path):
 def test_priority_order_ignores_edges_to_unselected_tasks(tmp_path):
     _, graph = build(tmp_path, PLAN)
     assert dag.priority_order(graph, ["x1"], {}) == ["x1"]
+
+
+def _assert_is_cycle_of(graph: dag.Graph, cycle: list[str] | None, members: list[str]) -> None:
+    assert cycle is not None, "the cycle was not found"
+    assert cycle[0] == cycle[-1] and sorted(cycle[:-1]) == sorted(members)
+    for before, after in itertools.pairwise(cycle):
+        assert before in graph.prerequisites(after)
+
+
+def test_find_cycle_entered_from_a_task_that_is_not_on_it():
+    # 1.0 comes first in file order and only leads into the cycle 1.1 -> 1.3 -> 1.2 -> 1.1
+    graph = dag.Graph(nodes=["1.0", "1.1", "1.2", "1.3"],
+                      requires={"1.0": {"1.1"}, "1.1": {"1.2"}, "1.2": {"1.3"}, "1.3": {"1.1"}})
+    _assert_is_cycle_of(graph, dag.find_cycle(graph), ["1.1", "1.2", "1.3"])
+
+
+def test_find_cycle_reached_through_a_chain_and_a_finished_branch():
+    # the search first finishes the branch a -> b, then walks c -> d into the cycle e -> f -> e
+    graph = dag.Graph(nodes=["a", "b", "c", "d", "e", "f"],
+                      requires={"a": {"b", "c"}, "c": {"d"}, "d": {"e"}, "e": {"f"}, "f": {"e"}})
+    _assert_is_cycle_of(graph, dag.find_cycle(graph), ["e", "f"])
+
+
+def test_find_cycle_through_an_ordering_edge_reached_from_outside():
+    # a sequential group's "after" edge closes the loop; x only leads into it
+    graph = dag.Graph(nodes=["x", "p", "q"], requires={"x": {"p"}, "q": {"p"}}, after={"p": {"q"}})
+    _assert_is_cycle_of(graph, dag.find_cycle(graph), ["p", "q"])

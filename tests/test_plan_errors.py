@@ -164,6 +164,25 @@ def test_cycle_names_every_task_on_it(pytester):
     assert path[0] == path[-1] and sorted(path[:-1]) == ["1.1", "1.2", "1.3"]
 
 
+def test_cycle_entered_from_a_task_off_it_is_a_plan_error_and_nothing_runs(pytester):
+    result = run_bad_plan(pytester, """
+        phase: 1
+        groups:
+          - id: a
+            tasks:
+              - {id: "1.0", type: command, run: "touch ran-1.0", depends_on: ["1.1"]}
+              - {id: "1.1", type: command, run: "touch ran-1.1", depends_on: ["1.2"]}
+              - {id: "1.2", type: command, run: "touch ran-1.2", depends_on: ["1.3"]}
+              - {id: "1.3", type: command, run: "touch ran-1.3", depends_on: ["1.1"]}
+        """)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    line = next(text for text in result.stdout.lines if "dependency cycle" in text)
+    path = line.split("dependency cycle: ")[1].split(" (")[0].split(" -> ")
+    assert path[0] == path[-1] and sorted(path[:-1]) == ["1.1", "1.2", "1.3"]
+    assert not list(pytester.path.glob("ran-*"))
+    result.stdout.no_fnmatch_line("*skipped*")
+
+
 def test_errors_in_two_files_are_all_reported(pytester):
     pytester.makefile(".yaml", **{
         "phases/p1": ('phase: 1\ngroups:\n  - id: a\n    tasks:\n'
