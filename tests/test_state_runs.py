@@ -1,5 +1,6 @@
 """Across runs: up to date, reasons, phase by phase, dirty work trees, one run at a time, kills."""
 
+import contextlib
 import json
 import os
 import random
@@ -233,3 +234,50 @@ def test_kills_at_random_moments_lose_nothing_and_redo_nothing(pytester, workers
     assert all(last[t].outcome in ("passed", "up_to_date") for t in ids)
     rerun = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
     assert "20 skipped" in rerun.stdout
+
+
+HOLD_PLAN = """
+phase: 1
+groups:
+  - id: a
+    execution: sequential
+    tasks:
+      - {id: "1.1", type: command, shell: true, run: "echo 1.1 >> log"}
+      - {id: "1.2", type: command, shell: true, run: "echo 1.2 >> log"}
+      - {id: "1.3", type: command, shell: true, run: "echo 1.3 >> log"}
+      - {id: "1.4", type: command, shell: true, depends_on: ["1.3"],
+         run: "echo 1.4 >> log; if [ -e held-once ]; then exit 0; fi; echo $$ > hold.pid; touch held-once; sleep 60"}
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "n2"])
+def test_tasks_finished_before_a_kill_are_done_and_never_run_again(pytester, workers):
+    """Each finished task's result is committed when it ends, not when the run ends.
+
+    1.4 starts only after 1.1-1.3 have ended and been recorded; the run is killed while 1.4 holds.
+    The side effects in ``log`` count how often each task really ran.
+    """
+    pytester.makefile(".yaml", **{"phases/p1": HOLD_PLAN})
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *workers]
+    proc = subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pytester.path / "held-once").exists():
+            assert time.monotonic() < deadline, "task 1.4 never started"
+            assert proc.poll() is None, "the first run ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # pytest and its workers
+        proc.wait()
+        if (pytester.path / "hold.pid").exists():  # the command has a process group of its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int((pytester.path / "hold.pid").read_text()), signal.SIGKILL)
+    with StateStore.open(pytester.path, readonly=True) as store:
+        last = store.last_results()
+    assert {t: last[t].outcome for t in ("1.1", "1.2", "1.3") if t in last} == \
+        {"1.1": "passed", "1.2": "passed", "1.3": "passed"}, "a finished task was not recorded"
+    assert "1.4" not in last or last["1.4"].outcome != "passed"
+    final = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
+    assert final.returncode == 0, final.stdout[-2000:]
+    assert log_lines(pytester) == ["1.1", "1.2", "1.3", "1.4", "1.4"], "a finished task ran again"
