@@ -62,8 +62,11 @@ def pid_alive(pid: int, started: str | None = None) -> bool:
 class RunLock:
     """The run lock of the project at ``root``; ``acquire()`` never waits."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lock_class: type[filelock.BaseFileLock] = filelock.FileLock) -> None:
         self.dir = Path(root) / ".orch"
+        # FileLock picks flock where the file system has it; tests pass SoftFileLock to take the
+        # marker-file path that a file system without flock gets
+        self.lock_class = lock_class
         self.path = self.dir / LOCK_NAME
         self.owner_path = self.dir / OWNER_NAME
         self._lock: filelock.BaseFileLock | None = None
@@ -85,7 +88,7 @@ class RunLock:
     def acquire(self, *, started: str | None = None, argv: list[str] | None = None) -> None:
         """Take the lock at once or raise RunLocked naming the run that holds it (pid, host, start)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(os.fspath(self.path), timeout=0)
+        lock = self.lock_class(os.fspath(self.path), timeout=0)
         previous = self.read_owner()
         try:
             lock.acquire()

@@ -11,6 +11,7 @@ import textwrap
 import time
 from datetime import UTC, datetime
 
+import filelock
 import pytest
 
 from pytest_orch.runlock import RunLock, RunLocked, pid_alive
@@ -19,8 +20,9 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    import filelock
     from pytest_orch.runlock import RunLock
-    lock = RunLock(Path(sys.argv[1]))
+    lock = RunLock(Path(sys.argv[1]), getattr(filelock, sys.argv[3]))
     lock.acquire(started=sys.argv[2], argv=["pytest", "--phase", "1"])
     print("locked", flush=True)
     time.sleep(60)
@@ -32,9 +34,9 @@ def now():
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def hold_in_child(root, started):
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), started], stdout=subprocess.PIPE,
-                             text=True)
+def hold_in_child(root, started, lock_class=filelock.FileLock):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), started, lock_class.__name__],
+                             stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "locked"
     return child
 
@@ -84,3 +86,44 @@ def test_pid_alive():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert not pid_alive(child.pid)
+
+
+# A file system without flock: filelock's soft lock is a marker file that outlives a killed holder,
+# so whether the holder is alive decides between refusing and taking over.
+@pytest.mark.parametrize("lock_class", [filelock.FileLock, filelock.SoftFileLock], ids=["flock", "soft"])
+def test_a_live_holder_keeps_the_lock(tmp_path, lock_class):
+    child = hold_in_child(tmp_path, now(), lock_class)
+    try:
+        second = RunLock(tmp_path, lock_class)
+        with pytest.raises(RunLocked) as info:
+            second.acquire()
+        assert not second.held
+        assert info.value.owner is not None and info.value.owner["pid"] == child.pid
+        assert second.read_owner()["pid"] == child.pid, "the live holder's owner record was replaced"
+        assert child.poll() is None
+        with pytest.raises(RunLocked):
+            RunLock(tmp_path, lock_class).acquire()  # still held: the refusal took nothing away
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize("lock_class", [filelock.FileLock, filelock.SoftFileLock], ids=["flock", "soft"])
+def test_the_lock_of_a_dead_holder_is_taken_over(tmp_path, lock_class):
+    child = hold_in_child(tmp_path, now(), lock_class)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    lock = RunLock(tmp_path, lock_class)
+    lock.acquire()
+    try:
+        assert lock.held
+        assert lock.took_over is not None and lock.took_over["pid"] == child.pid
+        assert lock.read_owner()["pid"] == os.getpid()
+        with pytest.raises(RunLocked):
+            RunLock(tmp_path, lock_class).acquire()  # the new holder is protected in turn
+    finally:
+        lock.release()
+    again = RunLock(tmp_path, lock_class)
+    again.acquire()  # released cleanly: free for the next run
+    assert again.held and again.took_over is None
+    again.release()

@@ -182,7 +182,8 @@ def test_second_run_refuses_while_one_is_running(pytester):
         groups:
           - id: a
             tasks:
-              - {id: "1.1", type: command, shell: true, run: "echo $$ > shell.pid; touch started; sleep 30"}
+              - {id: "1.1", type: command, shell: true,
+                 run: "echo 1.1 >> log; echo $$ > shell.pid; touch started; sleep 30"}
         """})
     first = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=pytester.path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -193,6 +194,9 @@ def test_second_run_refuses_while_one_is_running(pytester):
         result = pytester.runpytest()
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"*another pytest-orch run holds .orch/run.lock: pid {first.pid} on host *"])
+        assert log_lines(pytester) == ["1.1"], "the refused run ran its task"
+        owner = json.loads((pytester.path / ".orch" / "lock-owner.json").read_text())
+        assert owner["pid"] == first.pid, "the refused run took the lock's owner record"
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -200,8 +204,11 @@ def test_second_run_refuses_while_one_is_running(pytester):
         os.killpg(int((pytester.path / "shell.pid").read_text()), signal.SIGKILL)
     # the killed run's lock is noticed and taken over
     (pytester.path / "phases" / "p1.yaml").write_text(
-        'phase: 1\ngroups:\n  - id: a\n    tasks:\n      - {id: "1.1", type: command, run: "true"}\n')
+        'phase: 1\ngroups:\n  - id: a\n    tasks:\n'
+        '      - {id: "1.1", type: command, shell: true, run: "echo again >> log"}\n')
     pytester.runpytest().assert_outcomes(passed=1)
+    assert log_lines(pytester) == ["1.1", "again"], "the run after the kill did not run its task"
+    assert not (pytester.path / ".orch" / "lock-owner.json").exists()
 
 
 KILL_PLAN = "phase: 1\ngroups:\n" + "".join(
