@@ -101,7 +101,7 @@ class CommandHandler:
         shown = p["run"] if isinstance(p["run"], str) else shlex.join(str(a) for a in p["run"])
         cwd = ctx.resolve(p["cwd"], key="cwd") if p.get("cwd") else ctx.root.resolve()
         creates = ctx.resolve(p["creates"], key="creates") if p.get("creates") else None
-        if creates is not None and creates.exists():
+        if creates is not None and creates.exists() and not ctx.force:
             return Outcome("up_to_date", message=f"{ctx.relative(creates)} exists")
         if ctx.dry_run:
             return Outcome("passed", message=f"would run: {shown}")
@@ -125,7 +125,6 @@ class CommandHandler:
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             return Outcome("failed", message=f"cannot run {argv[0]!r}: {exc.strerror}")
-        ctx.extra["pgid"] = proc.pid  # its process group, for a core that must clean up after a crash
         buffer = TailBuffer()
         try:
             code = _wait_capturing(proc, buffer, ctx.timeout)

@@ -17,7 +17,7 @@ from pytest_orch.handlers.formats import LOADERS, FormatError
 from pytest_orch.handlers.ini_edit import load_ini
 
 from pytest_orch.errors import HandlerError
-from pytest_orch.fileio import atomic_write, read_text, unified_diff
+from pytest_orch.fileio import unified_diff
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 
@@ -44,6 +44,7 @@ class ConfigEditHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
+    knows_changes: ClassVar[bool] = True
 
     def validate(self, task: Task) -> None:
         params.expect(task, "file", str, required=True)
@@ -96,14 +97,17 @@ class ConfigEditHandler:
     def inputs(self, task: Task, ctx: TaskContext) -> list[Path]:
         return params.existing(ctx, task.params.get("file"), "file")
 
+    def writes(self, task: Task, ctx: TaskContext) -> list[Path]:
+        return [ctx.resolve(task.params["file"], key="file")]
+
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
         path = ctx.resolve(task.params["file"], key="file")
         rel = ctx.relative(path)
-        if not path.is_file():
-            raise HandlerError(f"{rel}: file not found" if not path.exists()
+        if not ctx.files.is_file(path):
+            raise HandlerError(f"{rel}: file not found" if not ctx.files.exists(path)
                                else f"{rel}: not a file")
         try:
-            old = read_text(path)
+            old = ctx.files.read_text(path)
         except UnicodeDecodeError:
             raise HandlerError(f"{rel}: not a UTF-8 text file") from None
         fmt = file_format(task)
@@ -112,9 +116,9 @@ class ConfigEditHandler:
         if new == old:
             return Outcome("up_to_date", message=f"{rel} already up to date")
         diff = unified_diff(rel, old, new)
+        ctx.files.write_text(path, new)
         if ctx.dry_run:
             return Outcome("passed", message=f"would edit {rel}", changed=[rel], diff=diff)
-        atomic_write(path, new)
         return Outcome("passed", message=f"edited {rel}", changed=[rel], diff=diff)
 
     @staticmethod

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 from pytest_orch.handlers import params, templating
 
 from pytest_orch.errors import HandlerError
-from pytest_orch.fileio import atomic_write, read_text, unified_diff
-from pytest_orch.handler import Outcome, TaskContext
+from pytest_orch.fileio import unified_diff
+from pytest_orch.handler import Outcome, TaskContext, plan_templates_dir
 from pytest_orch.plan.model import Task
 
 
@@ -18,8 +18,7 @@ def templates_dir(task: Task, ctx: TaskContext) -> Path | None:
     """The plan's templates folder: the one the core gives, else ``<plan dir>/templates``."""
     if ctx.templates_dir is not None:
         return Path(ctx.templates_dir)
-    folder = ctx.root / task.plan_dir / "templates"
-    return folder if folder.is_dir() else None
+    return plan_templates_dir(ctx.root, task.plan_dir)
 
 
 def search_path(task: Task, ctx: TaskContext, packaged: bool) -> list[Path]:
@@ -83,14 +82,14 @@ def template_inputs(task: Task, ctx: TaskContext, default: str | None, packaged:
     return params.existing(ctx, str(found), "template")
 
 
-def read_existing(path: Path, rel: str) -> str | None:
+def read_existing(ctx: TaskContext, path: Path, rel: str) -> str | None:
     """The current text of a target, None when absent; HandlerError for a folder or binary."""
-    if not path.exists():
+    if not ctx.files.exists(path):
         return None
-    if not path.is_file():
+    if not ctx.files.is_file(path):
         raise HandlerError(f"{rel}: exists and is not a file")
     try:
-        return read_text(path)
+        return ctx.files.read_text(path)
     except UnicodeDecodeError:
         raise HandlerError(f"{rel}: exists and is not a UTF-8 text file") from None
 
@@ -101,9 +100,9 @@ def write_outcome(ctx: TaskContext, path: Path, rel: str, old: str | None, new: 
         return Outcome("up_to_date", message=f"{rel} already up to date")
     diff = unified_diff(rel, old, new)
     verb = "create" if old is None else "update"
+    ctx.files.write_text(path, new)
     if ctx.dry_run:
         return Outcome("passed", message=f"would {verb} {rel}", changed=[rel], diff=diff)
-    atomic_write(path, new)
     return Outcome("passed", message=f"{verb}d {rel}", changed=[rel], diff=diff)
 
 
@@ -114,6 +113,7 @@ class FileGenerationHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
+    knows_changes: ClassVar[bool] = True
 
     def validate(self, task: Task) -> None:
         params.one_of(task, "template", "content")
@@ -124,10 +124,13 @@ class FileGenerationHandler:
         return template_inputs(task, ctx, None, False) + params.existing(
             ctx, task.params.get("target"), "target")
 
+    def writes(self, task: Task, ctx: TaskContext) -> list[Path]:
+        return [ctx.resolve(task.params["target"], key="target")]
+
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
         path = ctx.resolve(task.params["target"], key="target")
         rel = ctx.relative(path)
-        old = read_existing(path, rel)
+        old = read_existing(ctx, path, rel)
         new = render_task(task, ctx)
         if old is not None and old != new and not task.params.get("overwrite", False):
             # passed, not skipped: the file is there, so tasks that need it may still run

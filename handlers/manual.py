@@ -25,6 +25,8 @@ class ManualHandler:
     keys: ClassVar[frozenset[str]] = frozenset({"instructions"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = False
+    needs_confirmation: ClassVar[bool] = True
+    knows_changes: ClassVar[bool] = True  # it changes no file
 
     def validate(self, task: Task) -> None:
         params.expect(task, "instructions", str, required=True)
@@ -37,7 +39,6 @@ class ManualHandler:
         if ctx.confirmed:
             return Outcome("passed", message="confirmed")
         if ctx.interactive and not ctx.dry_run and _ask(f"{instructions}\nDone? [y/N] "):
-            ctx.extra["confirmed_now"] = True
             return Outcome("passed", message="confirmed at the prompt")
         return Outcome("skipped", message=instructions)
 

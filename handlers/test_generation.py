@@ -125,6 +125,7 @@ class TestGenerationHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"target", "subject"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
+    knows_changes: ClassVar[bool] = True
 
     def validate(self, task: Task) -> None:
         validate_template_keys(task)
@@ -147,16 +148,22 @@ class TestGenerationHandler:
             target = default_target(task.params["subject"], framework)
         return found + params.existing(ctx, target, "target")
 
+    def writes(self, task: Task, ctx: TaskContext) -> list[Path]:
+        framework = framework_of(task) or "pytest"
+        target = task.params.get("target") or default_target(
+            ctx.relative(ctx.resolve(task.params["subject"], key="subject")), framework)
+        return [ctx.resolve(target, key="target")]
+
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
         framework = framework_of(task) or "pytest"
         subject = ctx.resolve(task.params["subject"], key="subject")
         subject_rel = ctx.relative(subject)
-        if not subject.is_file():
+        if not ctx.files.is_file(subject):
             raise HandlerError(f"subject {subject_rel}: file not found")
         target_key = task.params.get("target") or default_target(subject_rel, framework)
         path = ctx.resolve(target_key, key="target")
         rel = ctx.relative(path)
-        old = read_existing(path, rel)
+        old = read_existing(ctx, path, rel)
         body = render_task(task, ctx, self._variables(ctx, subject, rel, framework),
                            DEFAULT_TEMPLATES[framework], packaged=True)
         comment = "#" if path.suffix == ".py" or framework == "pytest" else "//"

@@ -10,12 +10,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_orch.errors import HandlerError, OrchError
+from pytest_orch.outcomes import Status
 from pytest_orch.plan.model import CHECKPOINT_GROUP, Group, Phase, Task
 from pytest_orch.policy import policy_markers
-from pytest_orch.results import ORCH_PROPERTY, UP_TO_DATE_PREFIX
+from pytest_orch.results import ORCH_PROPERTY
+from pytest_orch.timeouts import TaskTimedOut
 
 if TYPE_CHECKING:
-    from pytest_orch.runtime import Runtime
+    from pytest_orch.session import OrchSession
+
+SESSION_KEY = pytest.StashKey["OrchSession"]()
+RUNNER_KEY = pytest.StashKey["TaskRunner"]()
 
 
 class TaskFailed(Exception):
@@ -30,16 +35,15 @@ def task_nodeid(task: Task, phase_file: str) -> str:
 class PlanFile(pytest.File):
     """One plan file; its phases are loaded from the whole plan, validated once per session."""
 
-    runtime: Runtime
-
     def collect(self) -> Iterator[PhaseNode]:
-        runtime = self.runtime
-        rel = self.path.resolve().relative_to(runtime.settings.root.resolve()).as_posix() \
-            if self.path.resolve().is_relative_to(runtime.settings.root.resolve()) else self.path.as_posix()
-        errors = runtime.errors_in(rel)
+        session: OrchSession = self.config.stash[SESSION_KEY]
+        root = session.settings.root.resolve()
+        rel = self.path.resolve().relative_to(root).as_posix() \
+            if self.path.resolve().is_relative_to(root) else self.path.as_posix()
+        errors = session.errors_in(rel)
         if errors:
             raise self.CollectError("\n".join(errors))
-        for phase in runtime.plan.phases:
+        for phase in session.plan.phases:
             if phase.file == rel:
                 yield PhaseNode.from_parent(self, name=phase.id, phase=phase)
 
@@ -79,46 +83,40 @@ class GroupNode(pytest.Collector):
 
 
 class TaskItem(pytest.Item):
-    """A task or checkpoint: runs its handler through the session's Runtime."""
+    """A task or checkpoint: runs its handler through this process's TaskRunner."""
 
     def __init__(self, *, task: Task, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.task = task
-        runtime: Runtime = self.config.stash[RUNTIME_KEY]
-        for marker in policy_markers(task, runtime.graph):
+        session: OrchSession = self.config.stash[SESSION_KEY]
+        for marker in policy_markers(task, session.graph):
             self.add_marker(marker)
         for tag in task.tags:
-            runtime.register_marker(tag)
             self.add_marker(getattr(pytest.mark, tag))
         self.extra_keyword_matches.update({task.name, task.type})
 
     def runtest(self) -> None:
-        runtime: Runtime = self.config.stash[RUNTIME_KEY]
-        outcome = runtime.execute(self.task)
-        data = {"status": outcome.status, "message": outcome.message, "changed": outcome.changed,
-                "diff": outcome.diff, "output": outcome.output, "reason": runtime.run_reason(self.task.id)}
+        outcome = self.config.stash[RUNNER_KEY].execute(self.task)
+        # the status travels to the controller as its value: execnet carries only builtin types
+        data = {"status": outcome.status.value, "message": outcome.message, "changed": outcome.changed,
+                "diff": outcome.diff, "output": outcome.output}
         self.user_properties[:] = [p for p in self.user_properties if p[0] != ORCH_PROPERTY]
         self.user_properties.append((ORCH_PROPERTY, json.dumps(data)))
         if outcome.output:
             self.add_report_section("call", "output", outcome.output)
         if outcome.diff:
             self.add_report_section("call", "diff", outcome.diff)
-        if outcome.status == "failed":
+        if outcome.status is Status.FAILED:
             raise TaskFailed(outcome.message or "failed")
-        if outcome.status == "skipped":
-            pytest.skip(outcome.message or "skipped")
-        if outcome.status == "up_to_date":
-            pytest.skip(f"{UP_TO_DATE_PREFIX}: {outcome.message}" if outcome.message else UP_TO_DATE_PREFIX)
+        if outcome.status in (Status.SKIPPED, Status.UP_TO_DATE):
+            pytest.skip(outcome.message or outcome.status.value.replace("_", " "))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
         value = excinfo.value
-        if isinstance(value, (TaskFailed, HandlerError, OrchError)):
-            message = str(value)
-        elif excinfo.errisinstance(pytest.fail.Exception) and "Timeout" in str(value):
-            message = f"timed out after {self.task.timeout:g} s (the task's timeout)"
-        else:
+        if not isinstance(value, (TaskFailed, HandlerError, OrchError, TaskTimedOut)):
             return str(super().repr_failure(excinfo, style=style))
-        root = self.config.stash[RUNTIME_KEY].settings.root
+        message = str(value)
+        root = self.config.stash[SESSION_KEY].settings.root
         return f"{self.task.loc}: task {self.task.id} ({self.task.type}) failed: {message}\n" + \
             task_source(self.task, root)
 
@@ -141,4 +139,13 @@ def task_source(task: Task, root: Path) -> str:
     return "\n".join(f"{n + 1:>4} | {lines[n]}" for n in range(start, min(end, start + 25)))
 
 
-RUNTIME_KEY = pytest.StashKey["Runtime"]()
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A task's skip points at its YAML line, not at the plugin's code."""
+    outcome = yield
+    if not isinstance(item, TaskItem):
+        return
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (item.task.loc.path, item.task.loc.line, report.longrepr[2])

@@ -1,7 +1,13 @@
-"""The controlling process's plugin object: results, reports, summary and exit status."""
+"""The controlling process's plugin object: results in, reports out, exit status.
+
+Registered on the controller only (in-process runs, or xdist's controller). It asks the
+coordinator what to do with each due item and reports an item that is not run through
+``report_not_run``, the one function both the in-process path and the xdist scheduler use.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -9,233 +15,378 @@ from typing import Any
 
 import pytest
 
+from pytest_orch import compat
 from pytest_orch.collect import TaskItem
-from pytest_orch.coordinator import Coordinator
+from pytest_orch.coordinator import Capabilities, Coordinator, PlainNeeds, RunFlags
+from pytest_orch.execution import TaskRunner
+from pytest_orch.gitstate import dirty_excluding, git_status
+from pytest_orch.history import History, open_history
+from pytest_orch.outcomes import Decision, RunOutcome, Status
 from pytest_orch.reports.junit import default_classname, write_junit
 from pytest_orch.reports.run_json import write_run_json
 from pytest_orch.reports.timeline import write_timeline
-from pytest_orch.results import ResultCollector, TaskResult
-from pytest_orch.run_state import RunState
-from pytest_orch.runlock import RunLocked
-from pytest_orch.runtime import Runtime
+from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
+from pytest_orch.runlock import RunLock, RunLocked
+from pytest_orch.session import OrchSession
+from pytest_orch.xdist.worker import needs_of
+
+UP_TO_DATE_CATEGORY = "up to date"
 
 
 class Controller:
-    """Registered on the controller only (in-process runs, or xdist's controller)."""
+    """Owns the run: the coordinator, the history, the results and the reports."""
 
-    def __init__(self, runtime: Runtime, junit_path: Path) -> None:
-        self.runtime = runtime
-        self.config = runtime.config
-        self.junit_path = junit_path
+    def __init__(self, session: OrchSession, runner: TaskRunner) -> None:
+        self.session = session
+        self.config = session.config
+        self.runner = runner
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         self.started = time.time()
-        self.state: RunState | None = None
+        self.coordinator: Coordinator | None = None
+        self.history: History | None = None
+        self.lock: RunLock | None = None
+        self.git_clean: bool | None = None
+        self.git_note = ""
+        self.junit_paths: list[Path] = []
+        self.suite: compat.SuiteRecorder | None = None
         self.starts: dict[str, int] = {}
         self.status_shown = False
-        self.collector = ResultCollector(self._task_id_of, self._task_final)
+        self.collector = ResultCollector(self._task_id_of, self._final)
+        runner.confirmed = self._confirmed
 
-    # -- the coordinator ------------------------------------------------------------------------
-    def start_coordinator(self, selected: set[str]) -> Coordinator:
-        """Create the session's coordinator for the selected tasks (once per session).
+    # -- the run's start --------------------------------------------------------------------------
+    def start(self, selected: set[str]) -> Coordinator:
+        """Open the run for the selected tasks (once per session) and return its coordinator.
 
-        With no task selected (a session of plain tests in a project that has a plan) it is a
-        bystander: no state, no lock, no reports, pytest's own junitxml left alone.
+        With no task selected (a session of plain tests in a project that has a plan) the run is
+        a bystander: no state, no lock, no reports, pytest's own junitxml left alone.
         """
-        runtime = self.runtime
-        settings = runtime.settings
-        if runtime.coordinator is None:
-            refuse = None
-            if selected:
+        if self.coordinator is not None:
+            return self.coordinator
+        settings = self.session.settings
+        dirty: list[str] = []
+        if selected:
+            readonly = settings.dry_run
+            if not readonly:
+                self.lock = RunLock(settings.root)
                 try:
-                    self.state = RunState(runtime, self.run_id, self.started, readonly=settings.dry_run)
+                    self.lock.acquire(started=_iso(self.started))
                 except RunLocked as exc:
+                    self.lock = None
                     raise pytest.UsageError(str(exc)) from None
-                if not settings.dry_run:
-                    self.state.check_git(settings.report_dir)
-                    if self.state.dirty and not settings.allow_dirty:
-                        refuse = dirty_reason(self.state.dirty)
-                self.state.begin(self.started)
-                self._take_over_junitxml()
-            runtime.coordinator = Coordinator(
-                runtime.plan, runtime.graph,
-                confirmed=settings.confirm,
-                history=self.state,
-                force=settings.force,
-                interactive=runtime.interactive(),
-                refuse_writes=refuse,
-                writes_files=runtime.task_writes_files(),
-            )
-        runtime.coordinator.select(selected)
-        return runtime.coordinator
+            self.history = open_history(self.session, self.run_id, readonly=readonly,
+                                        context_of=self.runner.context)
+            dirty = self._check_git()
+            self.history.begin(self.started, self.git_clean)
+            if not settings.dry_run or self._reports_named():
+                junit_path, self.suite = compat.take_over_junitxml(self.config)
+                self.junit_paths = [settings.report_dir / "junit.xml"]
+                if junit_path is not None and Path(junit_path).resolve() not in \
+                        [p.resolve() for p in self.junit_paths]:
+                    self.junit_paths.append(Path(junit_path))
+        self.coordinator = Coordinator(
+            self.session.plan, self.session.graph,
+            history=self.history or _no_history(),
+            flags=RunFlags(force=settings.force, dry_run=settings.dry_run, interactive=self.runner.interactive,
+                           confirmed=settings.confirm, dirty=tuple(dirty), allow_dirty=settings.allow_dirty),
+            capabilities=Capabilities(
+                needs_confirmation=self.session.needs_confirmation,
+                writes_files=self.session.writes_files,
+                files_written=self._files_written,
+                not_ready=self._not_ready,
+            ),
+        )
+        self.coordinator.select(selected)
+        return self.coordinator
+
+    def _reports_named(self) -> bool:
+        """A dry run writes reports only where the user asked for them by name."""
+        return self.session.settings.report_named or bool(getattr(self.config.option, "xmlpath", None))
+
+    def _check_git(self) -> list[str]:
+        """Uncommitted changes the plan did not make; the plan, the reports and .orch/ never count."""
+        settings = self.session.settings
+        assert self.history is not None
+        status = git_status(settings.root)
+        if not status.is_repo:
+            self.git_note = status.note or "not a git work tree: changes cannot be checked"
+            return []
+        root = settings.root.resolve()
+        ignore_dirs = [".orch", *_inside(root, [settings.report_dir])]
+        ignore_files = _inside(root, [*self.session.plan_file_paths, *self._junitxml_option()])
+        if settings.plan_path.is_dir():
+            ignore_dirs += _inside(root, [settings.plan_path])
+        dirty = dirty_excluding(status, self.history.harness_written, settings.root, ignore_dirs=ignore_dirs,
+                                ignore_files=ignore_files, sha=self.history.hasher.sha)
+        self.git_clean = not status.dirty
+        return dirty
+
+    def _junitxml_option(self) -> list[Path]:
+        path = getattr(self.config.option, "xmlpath", None)
+        return [Path(path)] if path else []
+
+    def _files_written(self, task: Any) -> list[str] | None:
+        writes = getattr(self.session.handlers[task.type], "writes", None)
+        if writes is None:
+            return None
+        ctx = self.runner.context(task)
+        try:
+            return [ctx.relative(path) for path in writes(task, ctx)]
+        except Exception:  # noqa: BLE001 - a bad path fails the task when it runs; guard the whole tree
+            return None
+
+    def _not_ready(self, task: Any) -> str | None:
+        check = getattr(self.session.handlers[task.type], "not_ready", None)
+        return None if check is None else check(task, self.runner.context(task))
+
+    def _confirmed(self, task_id: str) -> bool:
+        return self.coordinator is not None and self.coordinator.is_confirmed(task_id)
 
     @property
     def active(self) -> bool:
         """True once the session runs plan tasks: only then does it keep state and write reports."""
-        return self.state is not None
+        return self.coordinator is not None and bool(self.coordinator.selected)
 
-    def _take_over_junitxml(self) -> None:
-        """Write --junitxml ourselves: pytest's writer makes one testcase per rerun attempt."""
-        from _pytest.junitxml import xml_key
+    # -- deciding and reporting items ---------------------------------------------------------------
+    def decide(self, nodeid: str, needs: PlainNeeds | None = None) -> Decision:
+        """The coordinator's decision for a due item: a task by its id, a plain test by its needs."""
+        assert self.coordinator is not None
+        task_id = self._task_id_of(nodeid)
+        if task_id is not None:
+            return self.coordinator.decide(task_id)
+        return self.coordinator.decide_plain(nodeid, needs or PlainNeeds())
 
-        logxml = self.config.stash.get(xml_key, None)
-        if logxml is not None:
-            self.junit_path = Path(logxml.logfile)
-            self.config.pluginmanager.unregister(logxml)
-            del self.config.stash[xml_key]
+    def report_not_run(self, nodeid: str, decision: Decision,
+                       location: tuple[str, int | None, str] | None = None) -> None:
+        """Report an item that is not run, through the hooks every reporter listens to."""
+        assert decision.not_run is not None
+        task_id = self._task_id_of(nodeid)
+        if task_id is not None:
+            task = self.session.plan.tasks[task_id]
+            location = (task.loc.path, task.loc.line - 1, f"{task.id}: {task.name}")
+            skip_at: tuple[str, int, str] = (task.loc.path, task.loc.line, decision.reason)
+            keywords: dict[str, Any] = {task.id: 1}
+        else:
+            path = nodeid.split("::")[0]
+            location = location or (path, None, nodeid.split("::", 1)[-1])
+            skip_at = (location[0], (location[1] or 0) + 1, f"Skipped: {decision.reason}")
+            keywords = {}
+        data = json.dumps({"status": decision.not_run.status.value, "message": decision.reason,
+                           "not_run": decision.not_run.value})
+        hook = self.config.hook
+        now = time.time()
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for when, outcome, longrepr in (("setup", "skipped", skip_at), ("teardown", "passed", None)):
+            report = pytest.TestReport(nodeid=nodeid, location=location, keywords=keywords, outcome=outcome,
+                                       longrepr=longrepr, when=when, start=now, stop=now, duration=0.0,
+                                       user_properties=[(ORCH_PROPERTY, data)])
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
-    def _task_id_of(self, nodeid: str) -> str | None:
-        return self.runtime.task_id_of(nodeid) if self.runtime.coordinator is not None else None
-
-    def _task_final(self, result: TaskResult) -> None:
-        coordinator = self.runtime.coordinator
-        if result.task_id is None or coordinator is None:
-            return
-        decision = coordinator.decisions.get(result.task_id)
-        if decision is not None and decision.action == "run" and not result.reason:
-            result.reason = self.runtime.run_reason(result.task_id)
-        coordinator.task_ended(result.task_id, result.outcome)
-        if self.state is not None:
-            self.state.task_ended(result, self.runtime.plan.tasks[result.task_id])
-        self.config.hook.pytest_orch_task_finished(task=self.runtime.plan.tasks[result.task_id], result=result)
-
-    # -- hooks ----------------------------------------------------------------------------------
+    # -- in process: decide each item when it is due -------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection(self, session: pytest.Session) -> bool | None:
-        """--orch-status prints what earlier runs left and stops before collecting anything."""
-        if not self.runtime.settings.status:
-            return None
-        from pytest_orch.reports.status import write_status
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        """Report an item that will not run without pytest's setup machinery; hold a rate-limited task.
 
-        if not self.runtime.ok:
-            raise pytest.UsageError("\n".join(self.runtime.all_errors()))
-        state = RunState(self.runtime, self.run_id, self.started, readonly=True)
-        try:
-            write_status(self.config.pluginmanager.get_plugin("terminalreporter"), self.runtime, state)
-        finally:
-            state.end(time.time(), "passed")
-        self.status_shown = True
+        A rerun where most tasks are up to date is then about as cheap as collecting the plan.
+        """
+        if not self.active or compat.dsession(self.config) is not None:
+            return None
+        needs = needs_of(item)
+        if not isinstance(item, TaskItem) and needs is None:
+            return None
+        decision = self.decide(item.nodeid, needs)
+        if decision.runs:
+            if isinstance(item, TaskItem):
+                self.runner.wait_for_rate_limit(item.task)  # every attempt is a call against the limit
+                compat.mark_dependencies_done(item, sorted(self.session.graph.requires.get(item.task.id, ())))
+            elif needs is not None:
+                _mark_plain_needs_done(item, needs)
+            return None
+        self.report_not_run(item.nodeid, decision, item.location)
+        compat.teardown_to(item, nextitem)
         return True
 
-    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
-        """With -v, a task that ran says why: never ran, input X changed, forced."""
-        if report.when != "call" or not report.passed or config.option.verbose < 1:
-            return None
-        task_id = self._task_id_of(report.nodeid)
-        reason = self.runtime.run_reasons.get(task_id or "")
-        if not reason:
-            return None
-        return "passed", ".", (f"PASSED ({reason})", {"green": True})
+    # -- results -------------------------------------------------------------------------------------
+    def _task_id_of(self, nodeid: str) -> str | None:
+        return self.session.task_id_of(nodeid)
+
+    def _final(self, result: TaskResult) -> None:
+        coordinator = self.coordinator
+        if coordinator is None:
+            return
+        if result.task_id is None:
+            coordinator.plain_ended(result.nodeid, result.status)
+            return
+        decision = coordinator.decisions.get(result.task_id)
+        if decision is not None and decision.runs:
+            result.reason = decision.reason
+        coordinator.task_ended(result.task_id, result.status)
+        task = self.session.plan.tasks[result.task_id]
+        if self.history is not None:
+            self.history.task_ended(result, task)
+        self.config.hook.pytest_orch_task_finished(task=task, result=result)
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         task_id = self._task_id_of(nodeid)
-        decision = self.runtime.coordinator.decisions.get(task_id) if task_id is not None else None
-        if task_id is not None and self.state is not None and (decision is None or decision.action == "run"):
+        if task_id is None or self.history is None or self.coordinator is None:
+            return
+        decision = self.coordinator.decisions.get(task_id)
+        if decision is None or decision.runs:
             self.starts[task_id] = self.starts.get(task_id, 0) + 1
-            self.state.task_started(task_id, self.starts[task_id])
+            self.history.task_started(task_id, self.starts[task_id])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.collector.add(report)
+        if self.active:
+            self.collector.add(report)
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """Up to date in its own words ("12 passed, 55 up to date"); with -v, why a task ran."""
+        if report.skipped and status_of(report) is Status.UP_TO_DATE:
+            return UP_TO_DATE_CATEGORY, "u", ("UP TO DATE", {"green": True})
+        if report.when != "call" or not report.passed or config.option.verbose < 1 or self.coordinator is None:
+            return None
+        task_id = self._task_id_of(report.nodeid)
+        decision = self.coordinator.decisions.get(task_id or "")
+        if decision is None or not decision.reason:
+            return None
+        return "passed", ".", (f"PASSED ({decision.reason})", {"green": True})
+
+    # -- collection: start the run, or show the status ----------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        """--orch-status prints what earlier runs left and stops before collecting anything."""
+        if not self.session.settings.status:
+            return None
+        from pytest_orch.reports.status import write_status
+
+        if not self.session.ok:
+            raise pytest.UsageError("\n".join(self.session.all_errors()))
+        history = open_history(self.session, self.run_id, readonly=True, context_of=self.runner.context)
+        try:
+            write_status(self.config.pluginmanager.get_plugin("terminalreporter"), self.session, history)
+        finally:
+            history.end(time.time(), RunOutcome.PASSED.value)
+        self.status_shown = True
+        return True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if session.config.option.collectonly or compat.dsession(self.config) is not None:
+            return  # under xdist the scheduler starts the run when the first worker has collected
         selected = {item.task.id for item in session.items if isinstance(item, TaskItem)}
-        if selected and not session.config.option.collectonly:
-            self.start_coordinator(selected)
+        if selected:
+            self.start(selected)
 
+    # -- the end ---------------------------------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_orch.reports.terminal import write_summary
 
-        if self.active and self.collector.results:
-            write_summary(terminalreporter, self.runtime, list(self.collector.results.values()),
-                          self.report_paths())
+        if self.active and self.collector.results and self.coordinator is not None:
+            write_summary(terminalreporter, self.session, self.coordinator, self._ordered_results(),
+                          self.report_paths(), self.git_note)
 
     def report_paths(self) -> list[Path]:
-        folder = self.runtime.settings.report_dir
-        return [self.junit_path, folder / "run.json", folder / "timeline.svg"]
+        if not self.junit_paths:
+            return []
+        folder = self.session.settings.report_dir
+        return [*self.junit_paths, folder / "run.json", folder / "timeline.svg"]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.status_shown:
             session.exitstatus = pytest.ExitCode.OK
             return
-        if session.config.option.collectonly or not self.runtime.ok or not self.active:
+        if session.config.option.collectonly or not self.session.ok or not self.active:
             return
-        session.exitstatus = self._exit_status(session)
+        outcome = self.run_outcome(session)
+        session.exitstatus = self._exit_status(session, outcome)
         try:
-            self._write_reports(session)
+            if self.junit_paths:
+                self._write_reports(outcome)
         finally:
-            if self.state is not None:
-                self.state.end(time.time(), self.run_outcome(session))
+            if self.history is not None:
+                self.history.end(time.time(), outcome.value)
+            if self.lock is not None:
+                self.lock.release()
 
-    def _exit_status(self, session: pytest.Session) -> int:
+    def run_outcome(self, session: pytest.Session) -> RunOutcome:
+        assert self.coordinator is not None
+        interrupted = bool(session.shouldstop) or session.exitstatus == pytest.ExitCode.INTERRUPTED
+        plain_failed = any(r.task_id is None and r.status is Status.FAILED for r in self.collector.results.values())
+        return self.coordinator.run_outcome(interrupted=interrupted, plain_failed=plain_failed)
+
+    @staticmethod
+    def _exit_status(session: pytest.Session, outcome: RunOutcome) -> int:
         status = session.exitstatus
         if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             return status
-        coordinator = self.runtime.coordinator
-        assert coordinator is not None
-        plain_failed = any(r.task_id is None and r.outcome == "failed" for r in self.collector.results.values())
-        if coordinator.failed_critical() or coordinator.blocked_critical() or plain_failed:
+        if outcome in (RunOutcome.FAILED, RunOutcome.BLOCKED):
             return pytest.ExitCode.TESTS_FAILED
         return pytest.ExitCode.OK
 
-    def run_outcome(self, session: pytest.Session) -> str:
-        if session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED:
-            return "interrupted"
-        return "passed" if session.exitstatus == pytest.ExitCode.OK else "failed"
-
-    def _write_reports(self, session: pytest.Session) -> None:
-        runtime = self.runtime
+    def _write_reports(self, outcome: RunOutcome) -> None:
+        session = self.session
         results = self._ordered_results()
-        write_junit(self.junit_path, results, runtime.plan.name, self.started, self._classname)
+        suite = self.suite or compat.SuiteRecorder(session.plan.name)
+        for path in self.junit_paths:
+            write_junit(path, results, suite.suite_name, self.started, self._classname, suite.global_properties)
         write_run_json(
-            runtime.settings.report_dir / "run.json", run_id=self.run_id, started=self.started,
-            finished=time.time(), outcome=self.run_outcome(session),
-            git_clean=self.state.git_clean if self.state else None,
-            dry_run=runtime.settings.dry_run, results=results, plan=runtime.plan,
+            session.settings.report_dir / "run.json", run_id=self.run_id, started=self.started,
+            finished=time.time(), outcome=outcome.value, git_clean=self.git_clean,
+            dry_run=session.settings.dry_run, results=results, plan=session.plan,
         )
-        write_timeline(runtime.settings.report_dir / "timeline.svg", results, self._label,
-                       f"pytest-orch run {self.run_id} ({self.run_outcome(session)})")
+        write_timeline(session.settings.report_dir / "timeline.svg", results, self._label,
+                       f"pytest-orch run {self.run_id} ({outcome.value})")
 
     def _label(self, result: TaskResult) -> str:
         if result.task_id is None:
             return result.nodeid.rsplit("::", 1)[-1]
-        task = self.runtime.plan.tasks[result.task_id]
+        task = self.session.plan.tasks[result.task_id]
         name = task.name if task.name != task.id else ""
         return f"{task.id} {name}"[:34].rstrip()
 
     def _ordered_results(self) -> list[TaskResult]:
-        order = {task_id: i for i, task_id in enumerate(self.runtime.plan.tasks)}
+        order = {task_id: i for i, task_id in enumerate(self.session.plan.tasks)}
         return sorted(self.collector.results.values(),
                       key=lambda r: (r.task_id is None, order.get(r.task_id or "", 0), r.nodeid))
 
     def _classname(self, result: TaskResult) -> str:
         if result.task_id is None:
             return default_classname(result.nodeid)
-        task = self.runtime.plan.tasks[result.task_id]
-        return f"{self.runtime.plan.name}.{task.phase}.{task.group}"
-
-    # -- results the controller makes itself -------------------------------------------------
-    def log_skip(self, nodeid: str, task_id: str, reason: str) -> None:
-        """Report a task as skipped without running it, through the hooks reporters listen to.
-
-        Used by the xdist scheduler for tasks it never sends to a worker.
-        """
-        task = self.runtime.plan.tasks[task_id]
-        location = (task.loc.path, task.loc.line - 1, f"{task.id}: {task.name}")
-        hook = self.config.hook
-        now = time.time()
-        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-        for when, outcome, longrepr in (("setup", "skipped", (task.loc.path, task.loc.line, reason)),
-                                        ("teardown", "passed", None)):
-            report = pytest.TestReport(nodeid=nodeid, location=location, keywords={task.id: 1},
-                                       outcome=outcome, longrepr=longrepr, when=when,
-                                       start=now, stop=now, duration=0.0)
-            hook.pytest_runtest_logreport(report=report)
-        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        task = self.session.plan.tasks[result.task_id]
+        return f"{self.session.plan.name}.{task.phase}.{task.group}"
 
 
-def dirty_reason(paths: list[str], shown: int = 10) -> str:
-    """One line: why tasks that change files refuse to run, and what to do."""
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-    return (f"refused: the git work tree has uncommitted changes the plan did not make: "
-            f"{', '.join(paths[:shown])}{more} (commit or stash them, or pass --allow-dirty)")
+def _mark_plain_needs_done(item: pytest.Item, needs: PlainNeeds) -> None:
+    """pytest-dependency on this item may skip it for names it cannot see done: tell it they are."""
+    from pytest_orch.xdist.worker import RESOLVED_KEY
+
+    names = item.stash.get(RESOLVED_KEY, None)
+    if not names:
+        return
+    marker = item.get_closest_marker("dependency")
+    scope = marker.kwargs.get("scope", "module") if marker is not None else "module"
+    for scoped in {scope, "session"}:
+        compat.mark_dependencies_done(item, names, scope=scoped)
+
+
+def _inside(root: Path, paths: list[Path]) -> list[str]:
+    """``paths`` relative to ``root`` (posix), leaving out those outside it."""
+    found = []
+    for path in paths:
+        try:
+            found.append(Path(path).resolve().relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return found
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _no_history() -> Any:
+    from pytest_orch.coordinator import NoHistory
+
+    return NoHistory()

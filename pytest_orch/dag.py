@@ -1,10 +1,15 @@
-"""The task graph: edges, cycles as a path, priority order and the ready set. No pytest here."""
+"""The task graph: edges from phases and groups, cycles as a path, and the one topological sort.
+
+The preview, the in-process order and the xdist ready set all order keys with ``order_keys``.
+No pytest here.
+"""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pytest_orch.plan.model import Plan
 
@@ -86,49 +91,66 @@ def find_cycle(graph: Graph) -> list[str] | None:
     return None
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+def order_keys(prerequisites: Mapping[K, Iterable[K]], priority: Mapping[K, float] | None = None) -> list[K]:
+    """Keys in an order where every prerequisite comes first: the project's one topological sort.
+
+    Among keys that are free at the same time, the highest ``priority`` goes first, then the order
+    of ``prerequisites``. Edges to keys outside ``prerequisites`` are ignored (tasks not in this
+    run); the keys of a cycle (validation reports it) follow the rest in their given order.
+    """
+    priority = priority or {}
+    index = {k: i for i, k in enumerate(prerequisites)}
+    waiting = {k: {p for p in pres if p in index and p != k} for k, pres in prerequisites.items()}
+    dependents: dict[K, list[K]] = {k: [] for k in index}
+    for key, pres in waiting.items():
+        for pre in pres:
+            dependents[pre].append(key)
+    heap = [(-priority.get(k, 0.0), index[k], k) for k in index if not waiting[k]]
+    heapq.heapify(heap)
+    ordered: list[K] = []
+    while heap:
+        _, _, key = heapq.heappop(heap)
+        ordered.append(key)
+        for dep in dependents[key]:
+            waiting[dep].discard(key)
+            if not waiting[dep]:
+                heapq.heappush(heap, (-priority.get(dep, 0.0), index[dep], dep))
+    if len(ordered) != len(index):
+        placed = set(ordered)
+        ordered += [k for k in index if k not in placed]
+    return ordered
+
+
+def longest_paths(prerequisites: Mapping[K, Iterable[K]], weights: Mapping[K, float]) -> dict[K, float]:
+    """Longest path from each key to the end of the graph, its own weight (default 1) included."""
+    dependents: dict[K, list[K]] = {k: [] for k in prerequisites}
+    for key, pres in prerequisites.items():
+        for pre in pres:
+            if pre in dependents and pre != key:
+                dependents[pre].append(key)
+    result: dict[K, float] = {}
+    for key in reversed(order_keys(prerequisites)):
+        tail = max((result[d] for d in dependents[key] if d in result), default=0.0)
+        result[key] = weights.get(key, 1.0) + tail
+    return result
+
+
 def remaining_path(graph: Graph, weights: Mapping[str, float] | None = None) -> dict[str, float]:
     """Longest path from each task to the end of the graph, its own weight included."""
-    weights = weights or {}
-    dependents = graph.dependents()
-    result: dict[str, float] = {}
-    for node in reversed(topological(graph)):
-        tail = max((result[d] for d in dependents.get(node, ()) if d in result), default=0.0)
-        result[node] = weights.get(node, 1.0) + tail
-    return result
+    return longest_paths({n: graph.prerequisites(n) for n in graph.nodes}, weights or {})
 
 
 def topological(graph: Graph) -> list[str]:
     """Tasks in an order where every prerequisite comes first, file order among equals."""
-    return priority_order(graph, graph.nodes, {})
+    return order_keys({n: graph.prerequisites(n) for n in graph.nodes})
 
 
-def priority_order(
-    graph: Graph, nodes: Iterable[str], priority: Mapping[str, float]
-) -> list[str]:
-    """Order ``nodes`` so prerequisites come first; among free tasks, highest priority first.
-
-    Edges to tasks outside ``nodes`` are ignored: those tasks are not part of this run.
-    """
-    wanted = list(nodes)
-    index = {n: i for i, n in enumerate(wanted)}
-    waiting = {n: {p for p in graph.prerequisites(n) if p in index} for n in wanted}
-    dependents: dict[str, list[str]] = {n: [] for n in wanted}
-    for node, pres in waiting.items():
-        for pre in pres:
-            dependents[pre].append(node)
-    heap = [(-priority.get(n, 0.0), index[n], n) for n in wanted if not waiting[n]]
-    heapq.heapify(heap)
-    ordered: list[str] = []
-    while heap:
-        _, _, node = heapq.heappop(heap)
-        ordered.append(node)
-        for dep in dependents[node]:
-            waiting[dep].discard(node)
-            if not waiting[dep]:
-                heapq.heappush(heap, (-priority.get(dep, 0.0), index[dep], dep))
-    if len(ordered) != len(wanted):  # a cycle: validation reports it; keep the rest in file order
-        ordered += [n for n in wanted if n not in set(ordered)]
-    return ordered
+def priority_order(graph: Graph, nodes: Iterable[str], priority: Mapping[str, float]) -> list[str]:
+    """Order ``nodes`` so prerequisites come first; among free tasks, highest priority first."""
+    return order_keys({n: graph.prerequisites(n) for n in nodes}, priority)
 
 
 def critical_path_length(graph: Graph, weights: Mapping[str, float]) -> float:

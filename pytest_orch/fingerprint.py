@@ -12,7 +12,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,13 +54,15 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def dep_token(digest: str, since_run: int) -> str:
-    """Return what a dependent records for a dependency: its fingerprint and the run that last ran it.
+def dep_token(since: str, since_run: int) -> str:
+    """Return what a dependent records for a dependency: the run and time of its last pass that
+    changed something.
 
-    Including the run number makes a dependency that ran again (forced, or stale and rerun) change the
-    token even when its fingerprint is the same, so its dependents run again too, as Snakemake does.
+    A dependency that ran again and changed something (or cannot tell, as a command) gets a new
+    token, so its dependents run again too, as Snakemake does; one that ran and changed nothing
+    keeps its token, so its dependents stay up to date.
     """
-    return sha256_bytes(f"{digest}:{since_run}".encode())[:32]
+    return sha256_bytes(f"{since}:{since_run}".encode())[:32]
 
 
 class FileHasher:
@@ -269,11 +271,14 @@ def why_stale(
     *,
     force: bool = False,
     harness_written: Mapping[str, str | None] | None = None,
+    written_later: Callable[[str, str | None], bool] = lambda path, digest: False,
 ) -> str | None:
     """Return why the task must run (a short reason), or None when it is up to date.
 
     ``harness_written`` (``StateStore.harness_written()``) is the last digest the harness wrote to each
     path; a file one task generated and a later task edited is then not a hand edit of the first.
+    ``written_later(path, digest)``: the input holds what a task that ran after this one wrote, so
+    its change is the plan's own work, not a reason to run this task again.
     """
     if force:
         return "forced"
@@ -302,11 +307,12 @@ def why_stale(
     # A file the task wrote (or edits) is among its inputs once it exists; holding what the task
     # wrote there is no change, and neither is its appearing because the task created it.
     ours = {p for p in written if p in current.inputs and current.inputs[p] == written[p]}
-    added = sorted(set(current.inputs) - set(before.inputs) - ours)
+    added = sorted(p for p in set(current.inputs) - set(before.inputs) - ours
+                   if not written_later(p, current.inputs[p]))
     removed = sorted(set(before.inputs) - set(current.inputs))
     changed = sorted(
         p for p in set(current.inputs) & set(before.inputs)
-        if current.inputs[p] != before.inputs[p] and p not in ours
+        if current.inputs[p] != before.inputs[p] and p not in ours and not written_later(p, current.inputs[p])
     )
     if changed:
         return _names("input", changed, "changed")

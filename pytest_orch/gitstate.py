@@ -99,6 +99,7 @@ def dirty_excluding(
     root: Path,
     *,
     ignore_dirs: Iterable[str] = ALWAYS_IGNORED,
+    ignore_files: Iterable[str] = (),
     sha: Callable[[Path], str | None] | None = None,
 ) -> list[str]:
     """Return the dirty paths that are not the harness's own work, sorted.
@@ -109,12 +110,13 @@ def dirty_excluding(
     ``FileHasher.sha`` to share the run's hash cache.
     """
     ignored = tuple(d.strip("/") + "/" for d in ignore_dirs)
+    ignored_files = set(ignore_files)
     digest = sha or _sha
     known: Mapping[str, str | None] | None = harness_written if isinstance(harness_written, Mapping) else None
     paths = set(harness_written)
     dirty = []
     for path in status.dirty:
-        if path.startswith(ignored) or path.rstrip("/") + "/" in ignored:
+        if path.startswith(ignored) or path.rstrip("/") + "/" in ignored or path in ignored_files:
             continue
         if path in paths:
             if known is None or digest(Path(root) / path) == known[path]:
@@ -123,9 +125,8 @@ def dirty_excluding(
     return sorted(dirty)
 
 
-def describe_dirty(paths: list[str], limit: int = 20) -> str:
-    """Return the refusal message for a dirty work tree, listing the paths."""
-    shown = "\n".join(f"  {p}" for p in paths[:limit])
-    more = f"\n  ... and {len(paths) - limit} more" if len(paths) > limit else ""
-    return (f"the git work tree has uncommitted changes the plan did not make; commit or stash them, "
-            f"or pass --allow-dirty:\n{shown}{more}")
+def dirty_reason(paths: list[str], shown: int = 10) -> str:
+    """One line: why a task that changes files refuses to run, and what to do."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return (f"refused: the git work tree has uncommitted changes the plan did not make: "
+            f"{', '.join(paths[:shown])}{more} (commit or stash them, or pass --allow-dirty)")

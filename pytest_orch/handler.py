@@ -7,12 +7,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from pytest_orch.errors import HandlerError
+from pytest_orch.outcomes import Status
+from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
-
-Status = Literal["passed", "failed", "skipped", "up_to_date"]
 
 
 @dataclass
@@ -21,7 +21,8 @@ class Outcome:
 
     ``status`` is ``passed`` when the work was done (or, in a dry run, would be done),
     ``up_to_date`` when there was nothing to change, ``skipped`` when it could not run for
-    a reason that is not a failure (an unconfirmed manual step), ``failed`` otherwise.
+    a reason that is not a failure (an unconfirmed manual step), ``failed`` otherwise. A plain
+    string such as ``"passed"`` is accepted and becomes the ``Status``.
     """
 
     status: Status
@@ -30,6 +31,9 @@ class Outcome:
     diff: str = ""
     output: str = ""
 
+    def __post_init__(self) -> None:
+        self.status = Status.from_wire(self.status)
+
 
 @dataclass
 class TaskContext:
@@ -37,13 +41,16 @@ class TaskContext:
 
     root: Path
     dry_run: bool = False
+    force: bool = False
+    """``--force``: do the work even where the handler would find it done (a command's ``creates``)."""
     variables: Mapping[str, str] = field(default_factory=dict)
     templates_dir: Path | None = None
     timeout: float | None = None
     confirmed: bool = False
     interactive: bool = False
     log: Callable[[str], None] = lambda line: None
-    extra: dict[str, Any] = field(default_factory=dict)
+    files: ProjectFiles = field(default_factory=lambda: ProjectFiles(dry_run=False))
+    """Read and write project files through this: a dry run keeps its writes in memory."""
 
     def resolve(self, path: str | os.PathLike[str], key: str = "path") -> Path:
         """Return ``path`` resolved inside the project root, symlinks included.
@@ -68,6 +75,12 @@ class TaskContext:
         return self.root.resolve()
 
 
+def plan_templates_dir(root: Path, plan_dir: str) -> Path | None:
+    """The plan's ``templates/`` folder beside its plan files, when there is one."""
+    folder = root / plan_dir / "templates"
+    return folder if folder.is_dir() else None
+
+
 @runtime_checkable
 class Handler(Protocol):
     """A task type. Instances are stateless; one serves every task of its type.
@@ -77,6 +90,14 @@ class Handler(Protocol):
     :cvar writes_files: True when the handler changes files, so a dirty work tree stops it.
     :cvar path_keys: optional; keys whose value is a path, checked to stay inside the project
         root when the plan is loaded (``TaskContext.resolve`` checks symlinks when it runs).
+    :cvar needs_confirmation: optional; True for a step a person does: it runs only once
+        confirmed (``--confirm ID``, or a "y" at the prompt), and blocks its dependents until then.
+    :cvar knows_changes: optional; True when ``Outcome.changed`` lists everything the task
+        changed, so a run that changed nothing leaves its dependents up to date. A handler that
+        cannot know (a command) is taken to have changed something whenever it ran.
+
+    Optional method ``writes(task, ctx) -> list[Path] | None``: the files the task would write,
+    so the dirty-tree guard asks only about those; None (or no method) guards the whole tree.
     """
 
     keys: ClassVar[frozenset[str]]

@@ -65,6 +65,8 @@ class Settings:
     confirm: frozenset[str] = frozenset()
     allow_dirty: bool = False
     report_dir: Path = Path("reports")
+    report_named: bool = False
+    """--orch-report was given: a dry run writes reports only then (or with --junitxml)."""
     pools: dict[str, int] = field(default_factory=dict)
     status: bool = False
 
@@ -104,6 +106,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         confirm=frozenset(_split(config.getoption("orch_confirm"))),
         allow_dirty=config.getoption("orch_allow_dirty"),
         report_dir=report_dir,
+        report_named=bool(report),
         pools=pools,
         status=config.getoption("orch_status"),
     )

@@ -1,24 +1,19 @@
-"""pytest11 entry point: options, hooks, and the objects that run a plan."""
+"""pytest11 entry point: options, hooks, and the objects that run a plan. Wiring only."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from pytest_orch import hookspecs
-from pytest_orch.collect import RUNTIME_KEY, PlanFile, TaskItem
-from pytest_orch.dag import priority_order, remaining_path
+from pytest_orch import compat, hookspecs, timeouts
+from pytest_orch.collect import RUNNER_KEY, SESSION_KEY, PlanFile
+from pytest_orch.collect import pytest_runtest_makereport as pytest_runtest_makereport  # noqa: F401
+from pytest_orch.execution import TaskRunner
 from pytest_orch.options import add_options, resolve_settings
-from pytest_orch.policy import mark_dependencies_done
 from pytest_orch.registry import entry_point_handler_types
-from pytest_orch.runtime import Runtime, is_worker
-
-if TYPE_CHECKING:  # a worker never builds a controller: it does not import one (start-up time)
-    from pytest_orch.controller import Controller
-
-CONTROLLER_KEY: pytest.StashKey[Controller] = pytest.StashKey()
+from pytest_orch.session import OrchSession, is_worker
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,8 +30,9 @@ def pytest_orch_handler_types() -> dict[str, type]:
     return entry_point_handler_types()
 
 
-def _runtime(config: pytest.Config) -> Runtime | None:
-    return config.stash.get(RUNTIME_KEY, None)
+def _session(config: pytest.Config) -> OrchSession | None:
+    orch = config.stash.get(SESSION_KEY, None)
+    return orch if orch is not None and orch.ok else None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -44,31 +40,35 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     if not settings.has_plan:
         return  # no plan: plain pytest, untouched
-    runtime = Runtime(config, settings)
-    config.stash[RUNTIME_KEY] = runtime
-    if settings.status and not is_worker(config):
-        config.option.dist, config.option.numprocesses = "no", None  # status runs nothing: no workers
-    elif getattr(config.option, "numprocesses", None) and not is_worker(config) and not runtime.ok:
-        # a bad plan is a collection error: in process it exits 2 as it does without -n (xdist's
-        # workers would make it exit 1), and no worker is started only to report it
-        config.option.dist, config.option.numprocesses = "no", None
+    orch = OrchSession(config, settings)
+    config.stash[SESSION_KEY] = orch
+    worker = is_worker(config)
+    if not worker and (settings.status or settings.dry_run or not orch.ok):
+        # --orch-status runs nothing; a dry run is fast and shares one in-memory overlay; a bad
+        # plan is a collection error that exits 2 in process (xdist's workers would make it 1)
+        compat.run_in_process(config)
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
-    if not is_worker(config):
-        from pytest_orch import controller as controller_module
+    runner = config.stash[RUNNER_KEY] = TaskRunner(orch)
+    if config.pluginmanager.hasplugin("timeout"):
+        config.pluginmanager.register(timeouts, "orch-timeouts")
+    if not worker:
+        from pytest_orch.controller import Controller
+        from pytest_orch.xdist.scheduler import CONTROLLER_KEY
 
-        controller = controller_module.Controller(runtime, (settings.report_dir / "junit.xml").resolve())
-        config.stash[CONTROLLER_KEY] = controller
+        controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
         config.pluginmanager.register(controller, "orch-controller")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
-        from pytest_orch import xdist_sched
+        if worker:
+            from pytest_orch.xdist import worker as worker_side
 
-        config.pluginmanager.register(xdist_sched, "orch-xdist")
-        if not is_worker(config):
-            from pytest_orch import xdist_spawn
+            config.pluginmanager.register(worker_side, "orch-worker")
+        else:
+            from pytest_orch.xdist import scheduler, spawn
 
-            config.pluginmanager.register(xdist_spawn, "orch-xdist-spawn")
+            config.pluginmanager.register(scheduler, "orch-xdist")
+            config.pluginmanager.register(spawn, "orch-xdist-spawn")
 
 
 def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:
@@ -82,164 +82,38 @@ def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
-    runtime = _runtime(parent.config)
-    if runtime is not None and runtime.is_plan_file(file_path):
-        node = PlanFile.from_parent(parent, path=file_path)
-        node.runtime = runtime
-        return node
+    orch = parent.config.stash.get(SESSION_KEY, None)
+    if orch is not None and orch.is_plan_file(file_path):
+        return PlanFile.from_parent(parent, path=file_path)
     return None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    runtime = _runtime(session.config)
-    if runtime is not None and not is_worker(session.config) and runtime.ok:
-        errors = runtime.selection_errors()
+    orch = _session(session.config)
+    if orch is not None and not is_worker(session.config):
+        errors = orch.selection_errors()
         if errors:
             raise pytest.UsageError("\n".join(errors))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Apply --phase/--group, keep checkpoints only with their whole phase, order by the graph."""
-    runtime = _runtime(config)
-    if runtime is None or not runtime.ok:
+    orch = _session(config)
+    if orch is None:
         return
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        if isinstance(item, TaskItem) and not runtime.in_selected_scope(item.task):
-            dropped.append(item)
-        else:
-            keep.append(item)
-    present = {item.task.id for item in keep if isinstance(item, TaskItem)}
-    keyword = config.getoption("keyword", "") or ""
-    final: list[pytest.Item] = []
-    for item in keep:
-        if isinstance(item, TaskItem) and item.task.is_checkpoint and item.task.id not in keyword:
-            body = [t.id for t in runtime.plan.phase(item.task.phase).all_tasks if not t.is_checkpoint]
-            if not all(t in present for t in body):
-                dropped.append(item)
-                continue
-        final.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-    items[:] = _ordered(final, runtime)
+    from pytest_orch.selection import select_items
+    from pytest_orch.xdist.worker import resolve_dependencies
 
-
-def _ordered(items: list[pytest.Item], runtime: Runtime) -> list[pytest.Item]:
-    """Tasks in dependency order, longest remaining path first; tests that depend on tasks last."""
-    tasks = {item.task.id: item for item in items if isinstance(item, TaskItem)}
-    graph = runtime.graph
-    order = priority_order(graph, tasks, remaining_path(graph))
-    plain = [item for item in items if not isinstance(item, TaskItem)]
-    on_tasks = [item for item in plain if set(_depends(item)) & set(runtime.plan.tasks)]
-    free = [item for item in plain if item not in on_tasks]
-    return free + [tasks[t] for t in order] + on_tasks
-
-
-def _depends(item: pytest.Item) -> list[str]:
-    marker = item.get_closest_marker("dependency")
-    return list(marker.kwargs.get("depends") or []) if marker else []
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Decide on the controller whether a due task runs; let pytest-dependency agree."""
-    runtime = _runtime(item.config)
-    if runtime is None or not runtime.ok:
-        return
-    if is_worker(item.config):
-        # the controller sends an item only when its dependencies are done
-        mark_dependencies_done(item, _depends(item))
-        return
-    coordinator = runtime.coordinator
-    if coordinator is None:
-        return
-    if isinstance(item, TaskItem):
-        decision = coordinator.decide(item.task.id)
-        if decision.action == "skip":
-            pytest.skip(decision.reason)
-        if decision.action == "up_to_date":
-            pytest.skip(decision.reason)
-        runtime.wait_for_rate_limit(item.task)  # every attempt is a call against the limit
-    done = [d for d in _depends(item) if d in runtime.plan.tasks and coordinator.why_not_done(d) is None]
-    mark_dependencies_done(item, done)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """Report a task that will not run (up to date, blocked) without pytest's setup machinery.
-
-    A rerun where most tasks are up to date is then about as cheap as collecting the plan. The
-    last item still goes through the full protocol: it tears the session's fixtures down.
-    """
-    runtime = _runtime(item.config)
-    if runtime is None or nextitem is None or not isinstance(item, TaskItem) or is_worker(item.config):
-        return None
-    coordinator = runtime.coordinator
-    if coordinator is None:
-        return None
-    decision = coordinator.decide(item.task.id)
-    if decision.action == "run":
-        return None
-    item.config.stash[CONTROLLER_KEY].log_skip(item.nodeid, item.task.id, decision.reason)
-    # what the previous item left set up for this one's parents goes down as far as nextitem needs
-    item.session._setupstate.teardown_exact(nextitem)
-    return True
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """A task's skip points at its YAML line, not at the plugin's code."""
-    outcome = yield
-    if not isinstance(item, TaskItem):
-        return
-    report: pytest.TestReport = outcome.get_result()
-    if report.skipped and isinstance(report.longrepr, tuple):
-        reason = report.longrepr[2]
-        report.longrepr = (item.task.loc.path, item.task.loc.line, reason)
+    select_items(orch, config, items)
+    if not is_worker(config):
+        resolve_dependencies(items, set(orch.plan.tasks))  # plain tests' needs, for the coordinator
 
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> Any:
-    """With --collect-only, preview each task's dependencies and handler."""
-    runtime = _runtime(config)
-    if runtime is None or not runtime.ok or not config.option.collectonly or config.option.verbose < 0:
+    orch = _session(config)
+    if orch is None or not config.option.collectonly or config.option.verbose < 0:
         return None
-    lines = []
-    tasks = [item.task for item in items if isinstance(item, TaskItem)]
-    id_width = max((len(t.id) for t in tasks), default=0)
-    type_width = max((len(t.type) for t in tasks), default=0)
-    for item in items:
-        if isinstance(item, TaskItem):
-            task = item.task
-            requires = _compact(runtime, runtime.graph.requires.get(task.id, set()))
-            after = _compact(runtime, runtime.graph.after.get(task.id, set()))
-            needs = f" needs: {', '.join(requires)}" if requires else ""
-            waits = f" after: {', '.join(after)}" if after else ""
-            lines.append(f"  {task.id:<{id_width}}  {task.type:<{type_width}}  {task.name}{needs}{waits}")
-    return ["plan preview (task, type, name; needs: must be done first; after: must have ended first):"] + \
-        lines if lines else None
+    from pytest_orch.reports.preview import preview_lines
 
-
-def _compact(runtime: Runtime, ids: set[str]) -> list[str]:
-    """Name whole phases and groups among ``ids`` by their id rather than task by task."""
-    ids = set(ids)
-    names = []
-    for phase in runtime.plan.phases:
-        every = {t.id for t in phase.all_tasks}
-        body = {t.id for g in phase.groups for t in g.tasks}
-        if every and every <= ids:
-            names.append(f"phase {phase.id}")
-            ids -= every
-            continue
-        if body and body <= ids and len(phase.groups) > 1:
-            names.append(f"the tasks of phase {phase.id}")
-            ids -= body
-        for group in phase.groups:
-            members = {t.id for t in group.tasks}
-            if len(members) > 1 and members <= ids:
-                names.append(f"group {phase.id}.{group.id}")
-                ids -= members
-    order = list(runtime.plan.tasks)
-    return names + sorted(ids, key=order.index)
+    return preview_lines(orch, items)

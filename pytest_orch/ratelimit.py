@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _UNITS = {"second": 1.0, "sec": 1.0, "s": 1.0, "minute": 60.0, "min": 60.0, "m": 60.0,
@@ -51,3 +52,8 @@ class TokenBucket:
         """Seconds until the next token is available (0 when one is)."""
         self._refill()
         return max(0.0, (1.0 - self._level) * self.period / self.tokens)
+
+
+def buckets_for(rate_limits: Mapping[str, str]) -> dict[str, TokenBucket]:
+    """A bucket per rate-limited pool of a validated plan (``rate_limits: {llm: 50/minute}``)."""
+    return {pool: TokenBucket(*parse_rate(text)) for pool, text in rate_limits.items()}

@@ -1,4 +1,8 @@
-"""Fold pytest's setup/call/teardown reports, over every attempt, into one result per test."""
+"""Fold pytest's setup/call/teardown reports, over every attempt, into one result per test.
+
+A task's status comes from the typed value its item (or the controller, for a task it did not
+run) attached to the report as the ``orch`` user property, never from the report's message.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from pytest_orch.compat import node_of_report
+from pytest_orch.outcomes import Status
+
 ORCH_PROPERTY = "orch"
-UP_TO_DATE_PREFIX = "up to date"
 
 
 @dataclass
@@ -19,7 +25,7 @@ class TaskResult:
 
     nodeid: str
     task_id: str | None = None
-    outcome: str = "passed"  # passed | failed | skipped | up_to_date
+    status: Status = Status.PASSED
     attempts: int = 1
     started: float | None = None
     finished: float | None = None
@@ -30,6 +36,8 @@ class TaskResult:
     diff: str = ""
     output: str = ""
     failure_text: str = ""
+    error: bool = False
+    """The failure was in setup or teardown: an error, as JUnit counts it, not a failed test."""
     earlier_failures: list[str] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
@@ -43,11 +51,25 @@ class TaskResult:
 
     @property
     def done(self) -> bool:
-        return self.outcome in ("passed", "up_to_date")
+        return self.status.done
+
+
+def orch_data(report: pytest.TestReport) -> dict[str, Any]:
+    """What a task's item attached to its report (status, message, changed, diff, output, reason)."""
+    for name, value in report.user_properties:
+        if name == ORCH_PROPERTY:
+            return json.loads(value) if isinstance(value, str) else dict(value)
+    return {}
+
+
+def status_of(report: pytest.TestReport) -> Status | None:
+    """A task's typed status carried by ``report``, or None for a plain test's report."""
+    value = orch_data(report).get("status")
+    return None if value is None else Status.from_wire(value)
 
 
 def worker_of(report: pytest.TestReport) -> str | None:
-    node = getattr(report, "node", None)
+    node = node_of_report(report)
     if node is not None:
         return node.workerinput.get("workerid")
     return getattr(report, "worker_id", None)
@@ -59,13 +81,6 @@ def _skip_reason(report: pytest.TestReport) -> str:
         reason = str(longrepr[2])
         return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
     return str(longrepr or "")
-
-
-def _handler_data(report: pytest.TestReport) -> dict[str, Any]:
-    for name, value in report.user_properties:
-        if name == ORCH_PROPERTY:
-            return json.loads(value) if isinstance(value, str) else dict(value)
-    return {}
 
 
 class ResultCollector:
@@ -94,7 +109,7 @@ class ResultCollector:
         if stop is not None:
             result.finished = max(stop, result.finished or stop)
         result.worker = worker_of(report) or result.worker
-        data = _handler_data(report)
+        data = orch_data(report)
         if data:
             result.changed, result.diff = data.get("changed", []), data.get("diff", "")
             result.output, result.message = data.get("output", ""), data.get("message", "")
@@ -109,31 +124,30 @@ class ResultCollector:
             result.attempts += 1
             self._rerun_pending.add(report.nodeid)
         elif report.failed:
-            result.outcome = "failed"
+            result.status = Status.FAILED
+            result.error = report.when in ("setup", "teardown")
             result.failure_text = report.longreprtext
             if not result.message:
-                result.message = _first_line(report.longreprtext)
+                result.message = _last_error_line(report.longreprtext)
         elif report.skipped:
-            reason = _skip_reason(report)
-            result.outcome = "up_to_date" if reason.startswith(UP_TO_DATE_PREFIX) else "skipped"
-            result.message = reason
+            result.status = status_of(report) or Status.SKIPPED
+            result.message = data.get("message") or _skip_reason(report)
         if report.when == "teardown" or report.when == "???":
             if report.nodeid in self._rerun_pending:
                 self._rerun_pending.discard(report.nodeid)
-                result.outcome = "passed"
+                result.status = Status.PASSED
                 result.stdout = result.stderr = ""
                 return
             self._finish(report.nodeid)
 
     def _finish(self, nodeid: str) -> None:
         result = self._open.pop(nodeid)
-        if result.outcome == "passed" and result.message.startswith(UP_TO_DATE_PREFIX):
-            result.outcome = "up_to_date"
         self.results[nodeid] = result
         self._on_final(result)
 
 
-def _first_line(text: str) -> str:
+def _last_error_line(text: str) -> str:
+    """The last ``E`` line of a failure (the exception's message), else its last non-empty line."""
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
         if line.startswith("E "):

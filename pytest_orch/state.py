@@ -87,8 +87,11 @@ class TaskRecord:
 
     @property
     def token(self) -> str:
-        """What dependents put in their fingerprint for this task (fingerprint and the run that ran it)."""
-        return dep_token(self.fingerprint.digest if self.fingerprint else "", self.since_run)
+        """What dependents put in their fingerprint for this task: the pass that last changed something.
+
+        A rerun that changed nothing keeps ``since_run`` and ``since``, so the token holds.
+        """
+        return dep_token(self.since or "", self.since_run)
 
 
 @dataclass(frozen=True)
@@ -213,14 +216,17 @@ class StateStore:
 
     def record_attempt(self, run_id: str, task_id: str, attempt: int, started: str | None,
                        finished: str | None, outcome: str, worker: str | None,
-                       output_digest: str | None, changed: Iterable[str]) -> None:
-        """Record one attempt of a task (every retry is one); commits at once."""
+                       changed: Iterable[str]) -> None:
+        """Record a task's last attempt (``attempt`` counts them, retries included).
+
+        Commits at once, or with the caller's ``transaction()`` when inside one.
+        """
         conn = self._writable()
         with _tx(conn):
             conn.execute(
                 "INSERT INTO attempts (run_id, task_id, attempt, started, finished, outcome, worker, "
                 "output_digest, changed) VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, task_id, attempt, started, finished, outcome, worker, output_digest,
+                (run_id, task_id, attempt, started, finished, outcome, worker, None,
                  json.dumps(sorted(set(changed)))),
             )
 
@@ -228,6 +234,7 @@ class StateStore:
         self, run_id: str, task_id: str, outcome: str, fingerprint: Fingerprint | None,
         started: str | None, finished: str | None, duration: float, attempts: int,
         worker: str | None, changed: Iterable[str], written: Mapping[str, str | None], message: str,
+        *, unchanged: bool = False,
     ) -> TaskRecord:
         """Record a task's final result and commit; return it as last_results() will.
 
@@ -235,6 +242,9 @@ class StateStore:
         relies on are carried over from the previous pass, so dependents see the same token (the
         returned record's ``fingerprint.inputs`` is then empty; last_results() has them). Changed
         paths missing from ``written`` are hashed now (None when the task deleted them).
+
+        ``unchanged``: the task ran (or was found up to date by its handler) and changed nothing;
+        it keeps the pass its dependents rely on (``since_run``), so they stay up to date.
         """
         conn = self._writable()
         changed = sorted(set(changed))
@@ -246,7 +256,7 @@ class StateStore:
         with _tx(conn):
             number = self._run_number(run_id)
             since_run, since = number, finished
-            if outcome == "up_to_date":
+            if outcome == "up_to_date" or unchanged:
                 prev = conn.execute(
                     "SELECT r.outcome, r.fingerprint, r.written, r.since_run, r.since "
                     "FROM task_state t JOIN results r ON r.id = t.result_id WHERE t.task_id=?",
@@ -259,6 +269,9 @@ class StateStore:
                     # found nothing to change under a new fingerprint starts afresh instead.
                     if fingerprint is None or (prev_fp and prev_fp.digest == fingerprint.digest):
                         fingerprint = fingerprint or prev_fp
+                        written = {**json.loads(prev[2]), **written}
+                        since_run, since = prev[3], prev[4]
+                    elif unchanged:
                         written = {**json.loads(prev[2]), **written}
                         since_run, since = prev[3], prev[4]
             if fingerprint is not None:
@@ -364,6 +377,10 @@ class StateStore:
     def harness_written(self) -> dict[str, str | None]:
         """Return every path a task of an earlier run changed, with the sha256 it left (None: deleted)."""
         return dict(self._conn.execute("SELECT path, sha FROM written_paths").fetchall())
+
+    def harness_writers(self) -> dict[str, str]:
+        """Return the task that last wrote each path of ``harness_written``."""
+        return dict(self._conn.execute("SELECT path, task_id FROM written_paths").fetchall())
 
     def event(self, kind: str, *, ts: str | None = None, **fields: Any) -> None:
         """Append one event (run_start, run_end, task_start, task_retry, task_end) to the log and table."""

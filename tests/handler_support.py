@@ -7,6 +7,8 @@ from typing import Any
 
 from pytest_orch.errors import Location
 from pytest_orch.handler import Outcome, TaskContext
+from pytest_orch.outcomes import Status
+from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
 
 PLAN_FILE = "phases/plan.yaml"
@@ -24,11 +26,10 @@ def make_task(type_: str, task_id: str = "1.1", **params: Any) -> Task:
 
 
 def make_ctx(root: Path, **fields: Any) -> TaskContext:
-    """A context over ``root`` that collects log lines in ``ctx.extra['log']``."""
-    lines: list[str] = []
-    ctx = TaskContext(root=root, log=lines.append, **fields)
-    ctx.extra["log"] = lines
-    return ctx
+    """A context over ``root``, reading and writing through a ProjectFiles of its own (a dry run's
+    overlay when ``dry_run=True``)."""
+    fields.setdefault("files", ProjectFiles(dry_run=fields.get("dry_run", False)))
+    return TaskContext(root=root, **fields)
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -45,4 +46,4 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def assert_status(outcome: Outcome, status: str) -> None:
-    assert outcome.status == status, f"{outcome.status}: {outcome.message}"
+    assert outcome.status is Status(status), f"{outcome.status}: {outcome.message}"

@@ -121,9 +121,12 @@ def test_items_run_longest_remaining_path_first(pytester):
               - {id: "1.2", type: command, run: "true", depends_on: ["1.1"]}
               - {id: "1.1", type: command, run: "true"}
         """})
-    result = pytester.runpytest("--collect-only", "-q")
-    ids = [line.rsplit("::", 1)[1] for line in result.stdout.lines if "::" in line]
-    assert ids == ["1.1", "1.2", "1.4", "1.5", "1.3"]
+    result = pytester.runpytest("-v")
+    ran = [line.split(" ")[0].rsplit("::", 1)[1] for line in result.stdout.lines if " PASSED" in line]
+    assert ran == ["1.1", "1.2", "1.4", "1.5", "1.3"]
+    preview = pytester.runpytest("--collect-only", "-q")  # a preview reads in plan order
+    assert [line.rsplit("::", 1)[1] for line in preview.stdout.lines if "::" in line] == \
+        ["1.4", "1.5", "1.3", "1.2", "1.1"]
 
 
 def test_project_without_plan_is_untouched(pytester):

@@ -54,14 +54,24 @@ def project(pytester):
     return pytester
 
 
-def snapshot(root):
+def snapshot(root, leave_out=("reports",)):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
-            if p.is_file() and not {"reports", "__pycache__", ".pytest_cache"} & set(p.parts)}
+            if p.is_file() and not {*leave_out, "__pycache__", ".pytest_cache"} & set(p.parts)}
 
 
-def test_dry_run_shows_diffs_and_changes_nothing(project):
-    before = snapshot(project.path)
+def test_dry_run_changes_nothing_anywhere(project):
+    before = snapshot(project.path, leave_out=())
     result = project.runpytest("--dry-run")
+    result.assert_outcomes(passed=6)
+    assert result.ret == pytest.ExitCode.OK
+    assert snapshot(project.path, leave_out=()) == before, "a dry run changed files, reports/ included"
+    assert not (project.path / ".orch").exists()
+    assert not (project.path / "reports").exists()
+
+
+def test_dry_run_shows_diffs_and_writes_reports_only_where_asked(project):
+    before = snapshot(project.path)
+    result = project.runpytest("--dry-run", "--orch-report=reports")
     result.assert_outcomes(passed=6)
     assert snapshot(project.path) == before, "a dry run changed files"
     assert not (project.path / ".orch").exists()
@@ -88,6 +98,6 @@ def test_real_run_applies_what_the_dry_run_showed_then_is_up_to_date(project):
     assert ci == FILES[".github/workflows/ci.yml"].replace("        continue-on-error: true\n", "")
     assert (project.path / "command-ran").exists()
     after = snapshot(project.path)
-    project.runpytest("--force").assert_outcomes(passed=1, skipped=5)  # edits change nothing twice
+    project.runpytest("--force").assert_outcomes(passed=6)  # forced: every task runs; edits change nothing
     assert {k: v for k, v in snapshot(project.path).items() if not k.startswith(".orch")} == \
         {k: v for k, v in after.items() if not k.startswith(".orch")}

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from pytest_orch.fingerprint import FileHasher
-from pytest_orch.gitstate import describe_dirty, dirty_excluding, git_status
+from pytest_orch.gitstate import dirty_excluding, dirty_reason, git_status
 
 
 def git(root: Path, *args: str) -> None:
@@ -75,4 +75,4 @@ def test_harness_writes_and_own_folders_do_not_count_until_edited_by_hand(tmp_pa
     assert dirty_excluding(status, written, root, sha=FileHasher().sha) == ["generated.py", "mine.txt"]
     # A plain set of paths excludes them whatever they hold.
     assert dirty_excluding(status, set(written), root) == ["mine.txt"]
-    assert "mine.txt" in describe_dirty(["mine.txt"]) and "--allow-dirty" in describe_dirty(["mine.txt"])
+    assert "mine.txt" in dirty_reason(["mine.txt"]) and "--allow-dirty" in dirty_reason(["mine.txt"])

@@ -47,8 +47,8 @@ def test_results_survive_reopening_and_skips_do_not_hide_a_pass(tmp_path):
         store.begin_run("r1", T0, [], True)
         record(store, "r1", "1.1", "passed", fp, duration=2.0)
         record(store, "r1", "1.2", "failed", fp)
-        store.record_attempt("r1", "1.2", 1, T0, T1, "failed", "gw1", "abc", ["x"])
-        store.record_attempt("r1", "1.2", 2, T0, T1, "failed", "gw1", "abd", [])
+        store.record_attempt("r1", "1.2", 1, T0, T1, "failed", "gw1", ["x"])
+        store.record_attempt("r1", "1.2", 2, T0, T1, "failed", "gw1", [])
         store.end_run("r1", T1, "failed")
     with StateStore.open(tmp_path) as store:
         store.begin_run("r2", T0, [], True)

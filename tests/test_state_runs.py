@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import assert_tasks
 from pytest_orch.state import StateStore
 
 TWO_PHASES = {
@@ -67,21 +68,24 @@ def log_lines(pytester):
 
 def test_rerun_of_unchanged_plan_is_up_to_date(project):
     project.runpytest().assert_outcomes(passed=3)
-    result = project.runpytest("-rs")
-    result.assert_outcomes(skipped=3)
-    result.stdout.fnmatch_lines(["*up to date (run 1 at 20*"])
+    result = project.runpytest("-v")
+    assert_tasks(result, up_to_date=3)
+    result.stdout.fnmatch_lines(["*::1.1 UP TO DATE*"])
     _, tasks = tasks_of(project)
     assert {t["outcome"] for t in tasks.values()} == {"up_to_date"}
+    assert tasks["1.1"]["message"].startswith("up to date (run 1 at 20")
     assert log_lines(project) == ["1.1", "2.1"]
 
 
 def test_force_runs_again_and_says_so(project):
     project.runpytest().assert_outcomes(passed=3)
     result = project.runpytest("--force", "-v")
-    # forced tasks run; the generated file is already as rendered, so the handler says up to date
-    result.assert_outcomes(passed=2, skipped=1)
+    # every forced task runs and passes; the generated file was already as rendered: changed nothing
+    assert_tasks(result, passed=3)
     result.stdout.fnmatch_lines(["*::1.1 PASSED (forced)*"])
     assert log_lines(project) == ["1.1", "2.1", "1.1", "2.1"]
+    _, tasks = tasks_of(project)
+    assert (tasks["1.2"]["outcome"], tasks["1.2"]["changed"]) == ("passed", [])
 
 
 def test_changed_input_reruns_the_task_and_its_dependents_with_reasons(project):
@@ -89,13 +93,13 @@ def test_changed_input_reruns_the_task_and_its_dependents_with_reasons(project):
     (project.path / "src" / "a.txt").write_text("two\n")
     git(project.path, "commit", "-qam", "edit input")
     result = project.runpytest("-v")
-    result.assert_outcomes(passed=2, skipped=1)
+    assert_tasks(result, passed=2, up_to_date=1)
     _, tasks = tasks_of(project)
     assert tasks["1.1"]["reason"] == "input src/a.txt changed"
     # 1.2 is checked again because 1.1 ran; its file is already as rendered
     assert (tasks["1.2"]["reason"], tasks["1.2"]["outcome"]) == ("dependency 1.1 ran again", "up_to_date")
     assert tasks["2.1"]["outcome"] == "passed"
-    project.runpytest().assert_outcomes(skipped=3)  # and then everything is up to date
+    assert_tasks(project.runpytest(), up_to_date=3)  # and then everything is up to date
     result.stdout.fnmatch_lines(["*::1.1 PASSED (input src/a.txt changed)*"])
 
 
@@ -103,7 +107,9 @@ def test_generated_file_edited_by_hand_makes_its_task_stale(project):
     project.runpytest().assert_outcomes(passed=3)
     (project.path / "out" / "gen.txt").write_text("edited by a person\n")
     result = project.runpytest("--allow-dirty")
-    result.assert_outcomes(passed=2, skipped=1)
+    # 1.2 runs again and, with overwrite false, leaves the edit alone: it changed nothing, so 2.1 is
+    # still up to date
+    assert_tasks(result, passed=1, up_to_date=2)
     _, tasks = tasks_of(project)
     assert tasks["1.2"]["reason"] == "output out/gen.txt changed since it was written"
 
@@ -122,17 +128,31 @@ def test_dependency_not_done_blocks_with_a_reason_and_the_unblocking_command(pro
                                  "  -> pytest --phase 1*"])
 
 
-def test_dirty_tree_refuses_file_changes_and_lists_paths(project):
-    (project.path / "notes.md").write_text("uncommitted\n")
+def test_dirty_tree_refuses_to_change_a_file_with_uncommitted_changes_and_lists_it(project):
+    (project.path / "phases" / "p1.yaml").write_text(
+        TWO_PHASES["phases/p1"].replace("depends_on: [\"1.1\"]", "depends_on: [\"1.1\"], overwrite: true"))
+    git(project.path, "commit", "-qam", "1.2 overwrites")
+    (project.path / "out").mkdir()
+    (project.path / "out" / "gen.txt").write_text("a person's uncommitted work\n")
     result = project.runpytest("-rs")
     result.assert_outcomes(passed=1, skipped=2)  # 1.1 runs; 1.2 refuses, so 2.1 cannot run
     result.stdout.fnmatch_lines(["*refused: the git work tree has uncommitted changes the plan did not make:"
-                                 " notes.md (commit or stash them, or pass --allow-dirty)*"])
-    assert not (project.path / "out").exists()
+                                 " out/gen.txt (commit or stash them, or pass --allow-dirty)*"])
+    assert (project.path / "out" / "gen.txt").read_text() == "a person's uncommitted work\n"
     data, _ = tasks_of(project)
     assert data["git_clean"] is False
-    project.runpytest("--allow-dirty").assert_outcomes(passed=2, skipped=1)
-    assert (project.path / "out" / "gen.txt").exists()
+    assert_tasks(project.runpytest("--allow-dirty"), passed=2, up_to_date=1)
+    assert (project.path / "out" / "gen.txt").read_text() == "made by 1.2\n"
+
+
+def test_uncommitted_changes_to_other_files_do_not_stop_a_task(project):
+    (project.path / "notes.md").write_text("uncommitted\n")
+    (project.path / "src" / "a.txt").write_text("an uncommitted input edit\n")
+    (project.path / "phases" / "p2.yaml").write_text(TWO_PHASES["phases/p2"] + "\n# an uncommitted plan edit\n")
+    result = project.runpytest("--junitxml=out.xml")
+    assert_tasks(result, passed=3)
+    data, _ = tasks_of(project)
+    assert data["git_clean"] is False  # the whole tree is still recorded as it was
 
 
 def test_changes_written_by_earlier_runs_do_not_count_as_dirty(project):
@@ -140,9 +160,9 @@ def test_changes_written_by_earlier_runs_do_not_count_as_dirty(project):
     (project.path / "phases" / "p2.yaml").write_text(TWO_PHASES["phases/p2"].replace("2.1 >>", "2.1 again >>"))
     git(project.path, "commit", "-qam", "change 2.1")
     result = project.runpytest()
-    result.assert_outcomes(passed=1, skipped=2)
+    assert_tasks(result, passed=1, up_to_date=2)
     data, _ = tasks_of(project)
-    assert data["git_clean"] is True
+    assert data["git_clean"] is False  # out/gen.txt is the plan's own work, yet uncommitted
 
 
 def test_outside_git_a_note_says_so_and_the_run_goes_on(pytester):
@@ -240,7 +260,7 @@ def test_kills_at_random_moments_lose_nothing_and_redo_nothing(pytester, workers
     assert sorted(passes) == sorted(ids), "a finished task ran again, or one never finished"
     assert all(last[t].outcome in ("passed", "up_to_date") for t in ids)
     rerun = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
-    assert "20 skipped" in rerun.stdout
+    assert "20 up to date" in rerun.stdout
 
 
 HOLD_PLAN = """

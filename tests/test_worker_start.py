@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_orch import xdist_spawn
 from pytest_orch.plan.validate import load_plan_and_graph
 from pytest_orch.registry import HandlerTable
+from pytest_orch.xdist import spawn as xdist_spawn
 
 pytest.importorskip("xdist")
 

@@ -8,18 +8,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_orch import placeholder
-from pytest_orch.collect import RUNTIME_KEY
-from pytest_orch.plugin import CONTROLLER_KEY
+from pytest_orch.collect import SESSION_KEY
+from pytest_orch.dag import longest_paths as remaining_paths
 from pytest_orch.ratelimit import TokenBucket
-from pytest_orch.sched_core import ReadySet, remaining_paths
-from pytest_orch.xdist_sched import DagScheduling
+from pytest_orch.xdist import scheduler
+from pytest_orch.xdist import worker as placeholder
+from pytest_orch.xdist.ready import ReadySet
+from pytest_orch.xdist.scheduler import CONTROLLER_KEY, DagScheduling
 
 
 class MockNode:
     """Records what the scheduler sends, like xdist's own tests' MockNode."""
 
-    def __init__(self, name: str = "gw0") -> None:
+    def __init__(self, name: str = "gw0", config=None) -> None:
+        self.config = config
         self.sent: list[int] = []
         self.gateway = SimpleNamespace(id=name)
         self._shutdown = False
@@ -42,20 +44,23 @@ class MockNode:
 class Harness:
     """A configured session with a plan, a scheduler and fake nodes."""
 
-    def __init__(self, pytester: pytest.Pytester, plan: str, plain: dict | None = None) -> None:
+    def __init__(self, pytester: pytest.Pytester, plan: str, plain: dict | None = None, workers: int = 2) -> None:
         pytester.makefile(".yaml", **{"phases/p1": plan})
-        self.config = pytester.parseconfigure("-p", "no:cacheprovider", "-p", "no:terminal")
-        self.runtime = self.config.stash[RUNTIME_KEY]
+        self.config = pytester.parseconfigure("-p", "no:cacheprovider", "-p", "no:terminal",
+                                             "--tx", f"{workers}*popen")
+        self.runtime = self.config.stash[SESSION_KEY]
         self.controller = self.config.stash[CONTROLLER_KEY]
-        self.sched = DagScheduling(self.config, self.runtime, self.controller)
-        self.ids = list(self.runtime.nodeids()) + list(plain or {}) + [
+        self.sched = DagScheduling(self.config, self.controller)
+        self.ids = list(self.runtime.nodeids) + list(plain or {}) + [
             placeholder.PLACEHOLDER_ID, placeholder.MANIFEST_PREFIX + json.dumps(plain or {})]
-        self.task_node = {t: n for n, t in self.runtime.nodeids().items()}
+        self.task_node = {t: n for n, t in self.runtime.nodeids.items()}
 
     def add(self, name: str = "gw0") -> MockNode:
-        node = MockNode(name)
+        node = MockNode(name, self.config)
         self.sched.add_node(node)
-        self.sched.add_node_collection(node, self.ids)
+        ids = list(self.ids)  # what a worker sends; the controller's hook takes the extras off
+        scheduler.pytest_xdist_node_collection_finished(node=node, ids=ids)
+        self.sched.add_node_collection(node, ids)
         self.sched.schedule()
         return node
 
@@ -77,7 +82,7 @@ class Harness:
 
     def outcome(self, task_id: str) -> str | None:
         result = self.controller.collector.results.get(self.task_node[task_id])
-        return result.outcome if result else None
+        return result.status.value if result else None
 
 
 DIAMOND = """
@@ -279,7 +284,7 @@ groups:
 
 def test_a_task_with_dependents_is_never_queued_behind_a_running_one(pytester: pytest.Pytester) -> None:
     # queued, p2 would wait for p1's end even if another worker came free first, and q2 with it
-    h = Harness(pytester, CHAINS_AND_LEAVES)
+    h = Harness(pytester, CHAINS_AND_LEAVES, workers=1)
     node = h.add()
     assert h.running(node) == ["p1"]  # p2 and p3 are ready too, but q2 and q3 wait on them
     h.finish(node, "p1")
@@ -287,7 +292,7 @@ def test_a_task_with_dependents_is_never_queued_behind_a_running_one(pytester: p
 
 
 def test_a_task_nothing_depends_on_is_queued_to_save_a_round_trip(pytester: pytest.Pytester) -> None:
-    h = Harness(pytester, LEAVES)
+    h = Harness(pytester, LEAVES, workers=1)
     node = h.add()
     assert h.running(node) == ["l1", "l3"]  # the lowest-priority ready task waits behind l1
     h.finish(node, "l1")

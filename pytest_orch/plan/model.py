@@ -12,6 +12,8 @@ from pytest_orch.errors import Location
 CHECKPOINT_GROUP = "checkpoints"
 ON_FAILURE = ("skip_dependents", "continue", "abort")
 EXECUTION = ("parallel", "sequential")
+UNLIMITED = 1_000_000
+"""The size of a pool no ``pools:`` entry or ``--pool`` limits."""
 
 
 @dataclass(frozen=True)

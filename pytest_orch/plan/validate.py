@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_orch import dag
 from pytest_orch.errors import Location, PlanError, PlanErrors
+from pytest_orch.fingerprint import NON_SEMANTIC_KEYS
 from pytest_orch.plan import checks
 from pytest_orch.plan.files import plan_files
 from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
@@ -16,6 +17,7 @@ from pytest_orch.plan.model import (
     CHECKPOINT_GROUP,
     EXECUTION,
     ON_FAILURE,
+    UNLIMITED,
     Group,
     Phase,
     Plan,
@@ -30,10 +32,6 @@ GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on",
 TASK_KEYS = frozenset({
     "id", "name", "type", "depends_on", "timeout", "retries", "retry_delay", "backoff",
     "on_failure", "critical", "pool", "tags", "inputs",
-})
-# Policy keys change how a task is run, not what it produces: they stay out of its fingerprint.
-POLICY_KEYS = frozenset({
-    "name", "timeout", "retries", "retry_delay", "backoff", "on_failure", "critical", "pool", "tags",
 })
 
 
@@ -204,7 +202,7 @@ class PlanBuilder:
         allowed = TASK_KEYS | (handler.keys if handler else frozenset(data) - TASK_KEYS)
         self.check.keys(data, allowed, what)
         params = {k: plain(v) for k, v in data.items() if k not in TASK_KEYS}
-        definition = {k: plain(v) for k, v in data.items() if k not in POLICY_KEYS}
+        definition = {k: plain(v) for k, v in data.items() if k not in NON_SEMANTIC_KEYS}
         task = Task(
             id=task_id, phase=phase_id, group=group_id, type=str(type_name),
             name=self.check.typed(data, "name", checks.text, task_id, what),
@@ -280,7 +278,7 @@ class PlanBuilder:
                         self.check.error(task.loc_of("depends_on"), f"task {task.id!r} depends on "
                                          f"unknown task {dep!r}{suggest(dep, seen_tasks)}")
                 if task.pool is not None and task.pool not in self.pools:
-                    self.pools.setdefault(task.pool, 1_000_000)  # unlimited until --pool sets it
+                    self.pools.setdefault(task.pool, UNLIMITED)  # until --pool sets it
 
     def _check_cycles(self, plan: Plan) -> None:
         self.graph = dag.build_graph(plan)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pytest_orch.fileio import atomic_write
+from pytest_orch.outcomes import Status
 from pytest_orch.results import TaskResult
 
 # XML 1.0 forbids most control characters; a command's output may contain them.
@@ -34,10 +35,16 @@ def default_classname(nodeid: str) -> str:
 
 
 def build_xml(results: Iterable[TaskResult], suite_name: str, started: float,
-              classname_of: Callable[[TaskResult], str]) -> ET.Element:
+              classname_of: Callable[[TaskResult], str],
+              properties: Iterable[tuple[str, str]] = ()) -> ET.Element:
     results = list(results)
     suites = ET.Element("testsuites", name="pytest-orch")
     suite = ET.SubElement(suites, "testsuite", name=suite_name)
+    properties = list(properties)
+    if properties:  # record_testsuite_property
+        holder = ET.SubElement(suite, "properties")
+        for name, value in properties:
+            ET.SubElement(holder, "property", name=_clean(str(name)), value=_clean(str(value)))
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for result in results:
@@ -45,13 +52,15 @@ def build_xml(results: Iterable[TaskResult], suite_name: str, started: float,
                              name=result.task_id or result.nodeid.split("::")[-1],
                              time=_seconds(result.duration))
         total_time += result.duration
-        final_failed = result.outcome == "failed"
+        final_failed = result.status is Status.FAILED
         kind = "rerunFailure" if final_failed else "flakyFailure"
         if final_failed:
-            counts["failures"] += 1
-            failure = ET.SubElement(case, "failure", message=_clean(result.message[:1000]), type="TaskFailed")
+            # a failure in setup or teardown is an error, as pytest's own junitxml counts it
+            tag = "error" if result.error else "failure"
+            counts["errors" if result.error else "failures"] += 1
+            failure = ET.SubElement(case, tag, message=_clean(result.message[:1000]), type="TaskFailed")
             failure.text = _clean(result.failure_text)
-        elif result.outcome in ("skipped", "up_to_date"):
+        elif result.status in (Status.SKIPPED, Status.UP_TO_DATE):
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", type="pytest.skip", message=_clean(result.message[:1000]))
         for earlier in result.earlier_failures:
@@ -80,8 +89,8 @@ def _last_line(text: str) -> str:
 
 
 def write_junit(path: Path, results: Iterable[TaskResult], suite_name: str, started: float,
-                classname_of: Callable[[TaskResult], str]) -> None:
-    tree = build_xml(results, suite_name, started, classname_of)
+                classname_of: Callable[[TaskResult], str], properties: Iterable[tuple[str, str]] = ()) -> None:
+    tree = build_xml(results, suite_name, started, classname_of, properties)
     ET.indent(tree)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(tree, encoding="unicode") + "\n")

@@ -31,7 +31,7 @@ def task_entry(result: TaskResult, plan: Plan) -> dict[str, Any]:
         "group": task.group if task else None,
         "name": task.name if task else result.nodeid.split("::")[-1],
         "type": task.type if task else "pytest",
-        "outcome": result.outcome,
+        "outcome": result.status.value,
         "attempts": result.attempts,
         "duration": round(result.duration, 6),
         "started": iso(result.started),

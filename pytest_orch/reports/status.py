@@ -7,24 +7,24 @@ from typing import TYPE_CHECKING, Any
 from pytest_orch.dag import topological
 
 if TYPE_CHECKING:
-    from pytest_orch.run_state import RunState
-    from pytest_orch.runtime import Runtime
+    from pytest_orch.history import History
+    from pytest_orch.session import OrchSession
 
 
-def status_lines(runtime: Runtime, state: RunState) -> list[str]:
+def status_lines(session: OrchSession, state: History) -> list[str]:
     """Read-only: what earlier runs left, and what a run now would do with each task."""
-    plan, graph = runtime.plan, runtime.graph
+    plan, graph = session.plan, session.graph
     verdict: dict[str, str] = {}
     for task_id in topological(graph):
         task = plan.tasks[task_id]
         stale_deps = [d for d in sorted(graph.requires.get(task_id, ())) if verdict.get(d) != "up to date"]
-        message = state.up_to_date(task)
+        fresh = state.freshness(task)
         if state.previous_outcome(task_id) is None:
             verdict[task_id] = "never ran"
         elif stale_deps:
             verdict[task_id] = f"stale: dependency {stale_deps[0]} is not up to date"
-        elif message is None:
-            verdict[task_id] = f"stale: {runtime.run_reasons.get(task_id, 'never ran')}"
+        elif not fresh.up_to_date:
+            verdict[task_id] = f"stale: {fresh.reason}"
         else:
             verdict[task_id] = "up to date"
     lines = []
@@ -43,7 +43,7 @@ def status_lines(runtime: Runtime, state: RunState) -> list[str]:
     return lines
 
 
-def write_status(tr: Any, runtime: Runtime, state: RunState) -> None:
+def write_status(tr: Any, session: OrchSession, state: History) -> None:
     tr.write_sep("=", "pytest-orch status")
-    for line in status_lines(runtime, state):
+    for line in status_lines(session, state):
         tr.write_line(line)

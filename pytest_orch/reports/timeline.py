@@ -48,8 +48,8 @@ def build_svg(results: Iterable[TaskResult], label_of: Callable[[TaskResult], st
         row = i if per_task else row_of[result.worker or "main"]
         x = LABEL + MARGIN + (result.started - start) * scale
         width = max(2.0, result.duration * scale)
-        colour = COLOURS.get(result.outcome, "#999")
-        tip = f"{label_of(result)}: {result.outcome}, {result.duration:.3f} s" + \
+        colour = COLOURS.get(result.status.value, "#999")
+        tip = f"{label_of(result)}: {result.status.value}, {result.duration:.3f} s" + \
             (f" on {result.worker}" if result.worker else "") + (f" ({result.message})" if result.message else "")
         parts.append(f'<rect x="{x:.1f}" y="{TOP + row * ROW + 3}" width="{width:.1f}" height="{ROW - 6}" '
                      f'rx="2" fill="{colour}"><title>{escape(tip)}</title></rect>')

@@ -1,17 +1,18 @@
-"""Worker side of the DAG scheduler: the idle placeholder item and the dependency manifest.
+"""Worker side of the DAG scheduler: the idle placeholder, the dependency manifest, plain tests' needs.
 
 An xdist worker takes the index of its next item before it runs the current one (pytest needs
 ``nextitem`` to tear fixtures down to the right level), so a worker sent a single item waits
 forever. Every worker therefore collects one extra item, the *placeholder*: the controller sends
 ``[task, placeholder]``, the worker runs the task at once (its next item is known), then holds the
-placeholder as its current item while it waits for more work. When the next batch arrives the
-placeholder "runs" (a no-op without reports) and the new task starts. At shutdown the placeholder
-is the last item: it tears the session's fixtures down and reports an error there, if any.
+placeholder as its current item while it waits for more work. The worker's run loop steps over
+the placeholder without calling any hook (``compat.skip_items_in_worker_loop``), so no other
+plugin ever sees it; as the last item it tears the session's fixtures down.
 
 The controller never collects, so it cannot see a plain test's ``@pytest.mark.dependency``.
 Each worker resolves those markers the way pytest-dependency does (names per scope) and appends a
 second extra item, the *manifest*, whose node id carries the resolved dependencies as JSON. It is
-never run; it reaches the controller in the ordinary ``collectionfinish`` list of node ids.
+never run; the controller takes both extra ids off the collection it receives
+(``take_extra_ids``), so every count and report sees the tasks and tests only.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from typing import Any
 
 import pytest
 
-from pytest_orch.collect import RUNTIME_KEY, TaskItem
+from pytest_orch import compat
+from pytest_orch.collect import SESSION_KEY, TaskItem
+from pytest_orch.coordinator import PlainNeeds
 
 PLACEHOLDER_ID = "pytest-orch::idle"
 MANIFEST_PREFIX = "pytest-orch::dependencies::"
 RESOLVED_KEY = pytest.StashKey[list[str]]()
+NEEDS_KEY = pytest.StashKey[PlainNeeds]()
 
 
 class Placeholder(pytest.Item):
-    """Lets a worker start a task without knowing the one after it; never reported."""
+    """Lets a worker start a task without knowing the one after it; never run, never reported."""
 
-    def runtest(self) -> None:  # pragma: no cover - its protocol never calls runtest
+    def runtest(self) -> None:  # pragma: no cover - the worker loop never runs it
         pass
 
     def reportinfo(self):  # type: ignore[override]
@@ -40,10 +44,7 @@ class Placeholder(pytest.Item):
     def finish_session(self, nextitem: pytest.Item | None) -> None:
         """As the last item, tear the session down; report a teardown error, else stay silent."""
         ihook = self.ihook
-        # what the runner's pytest_runtest_teardown does, without the per-item hooks of plugins
-        # (logging, capture) that expect a setup this item never had
-        call = pytest.CallInfo.from_call(
-            lambda: self.session._setupstate.teardown_exact(nextitem), when="teardown")
+        call = pytest.CallInfo.from_call(lambda: compat.teardown_to(self, nextitem), when="teardown")
         if call.excinfo is None:
             return
         # built directly: other plugins' makereport hooks expect state only real items carry
@@ -57,27 +58,33 @@ class Manifest(Placeholder):
     """Carries the dependency manifest in its node id; the controller never sends it."""
 
 
-def is_placeholder_id(nodeid: str) -> bool:
-    return nodeid == PLACEHOLDER_ID or nodeid.startswith(MANIFEST_PREFIX)
+def take_extra_ids(ids: list[str]) -> tuple[int | None, dict[str, dict[str, list[str]]]]:
+    """Remove the placeholder and the manifest from a worker's collection, in place.
+
+    Returns the placeholder's index on that worker (None when the worker has none) and the manifest:
+    {nodeid: {"nodes": [nodeid...], "tasks": [task id...], "names": [...]}}.
+    """
+    manifest: dict[str, dict[str, list[str]]] = {}
+    placeholder = None
+    while ids and (ids[-1] == PLACEHOLDER_ID or ids[-1].startswith(MANIFEST_PREFIX)):
+        last = ids.pop()
+        if last == PLACEHOLDER_ID:
+            placeholder = len(ids)
+        else:
+            manifest = json.loads(last[len(MANIFEST_PREFIX):])
+    return placeholder, manifest
 
 
-def manifest_of(ids: list[str]) -> dict[str, dict[str, list[str]]]:
-    """The dependencies a worker sent: {nodeid: {"nodes": [nodeid...], "tasks": [task id...]}}."""
-    for nodeid in ids:
-        if nodeid.startswith(MANIFEST_PREFIX):
-            return json.loads(nodeid[len(MANIFEST_PREFIX):])
-    return {}
+def needs_from(entry: dict[str, list[str]]) -> PlainNeeds:
+    return PlainNeeds(tasks=tuple(entry.get("tasks", ())), nodes=tuple(entry.get("nodes", ())))
+
+
+def needs_of(item: pytest.Item) -> PlainNeeds | None:
+    """What a plain test marked with pytest-dependency waits for (see ``resolve_dependencies``)."""
+    return item.stash.get(NEEDS_KEY, None)
 
 
 # -- resolving pytest-dependency names, as pytest_dependency.DependencyManager does -------------
-def _scope_classes() -> dict[str, type]:
-    try:
-        from pytest_dependency import DependencyManager
-    except ImportError:  # pragma: no cover - a declared dependency
-        return {}
-    return dict(DependencyManager.ScopeCls)
-
-
 def _default_name(nodeid: str, scope: str) -> str | None:
     nodeid = nodeid.replace("::()::", "::")
     if scope in ("session", "package"):
@@ -89,11 +96,12 @@ def _default_name(nodeid: str, scope: str) -> str | None:
 def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[str, dict[str, list[str]]]:
     """For each item marked ``dependency(depends=...)``, the node ids (or plan task ids) it needs.
 
-    A name that is a plan task id means that task, whatever the scope (as in-process runs do).
-    Unknown names are left out: pytest-dependency on the worker reports them as it always does.
+    A name that is a plan task id means that task, whatever the scope. Unknown names are left
+    out: pytest-dependency reports them as it always does. Each such item's needs are stashed on
+    it too (``needs_of``), for the in-process coordinator.
     """
-    scopes = _scope_classes()
-    automark = bool(items) and items[0].config.getini("automark_dependency") if scopes else False
+    scopes = compat.dependency_scopes()
+    automark = bool(items) and items[0].config.getini("automark_dependency")
     names: dict[tuple[str, int, str], str] = {}
     task_nodes: dict[str, str] = {}
     for item in items:
@@ -130,24 +138,30 @@ def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[s
                     entry["names"].append(name)
                     continue
             if target is not None and target != item.nodeid:
+                task_of_target = next((t for t, n in task_nodes.items() if n == target), None)
+                if task_of_target is not None:
+                    entry["tasks"].append(task_of_target)
                 entry["nodes"].append(target)
                 entry["names"].append(name)
         if entry["nodes"] or entry["tasks"]:
             manifest[item.nodeid] = entry
             item.stash[RESOLVED_KEY] = entry["names"]
+            item.stash[NEEDS_KEY] = PlainNeeds(
+                tasks=tuple(entry["tasks"]),
+                nodes=tuple(n for n in entry["nodes"] if n not in task_nodes.values()))
     return manifest
 
 
-# -- worker hooks (registered by xdist_sched on workers only) -------------------------------------
+# -- worker hooks (registered on workers only) ----------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> Any:
     """After every other plugin has filtered and ordered, add the placeholder and the manifest."""
     result = yield
-    runtime = config.stash.get(RUNTIME_KEY, None)
-    if runtime is None or not runtime.ok or config.option.collectonly:
+    orch = config.stash.get(SESSION_KEY, None)
+    if orch is None or not orch.ok or config.option.collectonly:
         return result
-    manifest = resolve_dependencies(items, set(runtime.plan.tasks))
+    manifest = resolve_dependencies(items, set(orch.plan.tasks))
     items.append(Placeholder.from_parent(session, name="idle", nodeid=PLACEHOLDER_ID))
     items.append(Manifest.from_parent(session, name="dependencies",
                                       nodeid=MANIFEST_PREFIX + json.dumps(manifest, sort_keys=True)))
@@ -155,12 +169,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    if isinstance(item, Placeholder):
-        if nextitem is None:
-            item.finish_session(nextitem)
-        return True
-    return None
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before xdist's loop starts, make it step over the placeholder and the manifest unseen."""
+    compat.skip_items_in_worker_loop(session.config, lambda item: isinstance(item, Placeholder),
+                                     lambda item, nextitem: item.finish_session(nextitem))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -170,12 +182,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest-dependency only knows results from this process, in the marker's scope; record the
     resolved dependencies there as passed so it does not skip the item.
     """
+    if isinstance(item, TaskItem):
+        orch = item.config.stash[SESSION_KEY]
+        compat.mark_dependencies_done(item, sorted(orch.graph.requires.get(item.task.id, ())))
+        return
     names = item.stash.get(RESOLVED_KEY, None)
     if not names:
         return
-    from pytest_orch.policy import mark_dependencies_done
-
     marker = item.get_closest_marker("dependency")
     scope = marker.kwargs.get("scope", "module") if marker is not None else "module"
     for scoped in {scope, "session"}:
-        mark_dependencies_done(item, names, scope=scoped)
+        compat.mark_dependencies_done(item, names, scope=scoped)

@@ -1,18 +1,19 @@
-"""xdist integration: DagScheduling, a scheduler that follows the plan's graph on ``-n N``.
+"""DagScheduling: the xdist ``Scheduling`` protocol over the plan's graph (``-n N``).
 
-Registered as the plugin "orch-xdist" on the controller and on every worker whenever xdist is
-loaded. On the controller ``pytest_xdist_make_scheduler`` returns a ``DagScheduling`` when the
-session has a valid plan (else None, and xdist's own ``--dist`` applies). On workers it registers
-``pytest_orch.placeholder``, which adds the idle placeholder and the dependency manifest.
+The module is registered as the plugin "orch-xdist" on the controller whenever xdist is loaded;
+``pytest_xdist_make_scheduler`` returns a ``DagScheduling`` when the session has a valid plan (else
+None, and xdist's own ``--dist`` applies).
 
-How work is handed out (see placeholder.py for the worker side):
+How work is handed out (see worker.py for the worker side):
 - a worker gets ``[index, placeholder]``: it runs the task at once and then idles in the
-  placeholder; a node's pending list never holds the placeholder, and its completion is ignored;
-- a task is *due* when all its prerequisites have ended; then ``Coordinator.decide`` says whether
-  it runs; a skip or up-to-date task is reported here, on the controller, and never sent;
+  placeholder; a node's pending list never holds the placeholder, and its completion is ignored
+  but for handing out work;
+- an item is *due* when all its prerequisites have ended; then the controller (its coordinator)
+  decides whether it runs; one that does not is reported by ``Controller.report_not_run`` and
+  never sent;
 - every report of an item reaches the controller before its ``runtest_protocol_complete`` (one
-  FIFO channel per worker), so the outcome is known in ``mark_test_complete``, which releases or
-  skips the dependents;
+  FIFO channel per worker), so the outcome is known in ``mark_test_complete``, which makes the
+  dependents due;
 - among ready tasks the longest remaining path (estimated durations) goes first, within group
   ``max_parallel``, pool limits and the pools' token buckets;
 - scheduling starts with the first worker's collection; later workers join as they come.
@@ -24,50 +25,56 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_orch import placeholder
-from pytest_orch.collect import RUNTIME_KEY
-from pytest_orch.coordinator import Decision
-from pytest_orch.ratelimit import parse_rate
-from pytest_orch.runtime import PLAN_INPUT, Runtime, is_worker
-from pytest_orch.sched_core import ReadySet, limits_for, remaining_paths
+from pytest_orch import compat
+from pytest_orch.collect import SESSION_KEY
+from pytest_orch.coordinator import PlainNeeds
+from pytest_orch.dag import longest_paths
+from pytest_orch.ratelimit import buckets_for
+from pytest_orch.session import PLAN_INPUT
+from pytest_orch.xdist.ready import ReadySet, limits_for
+from pytest_orch.xdist.worker import needs_from, take_extra_ids
 
-PREFETCH = os.environ.get("ORCH_PREFETCH", "1") != "0"  # benchmarks compare both
-SESSION_KEY = pytest.StashKey[pytest.Session]()
+if TYPE_CHECKING:
+    from pytest_orch.controller import Controller
+    from pytest_orch.session import OrchSession
+
+# Queue a leaf task behind a running one when more are ready than workers are idle (README,
+# "Parallel runs"); ORCH_PREFETCH=0 turns it off, for the benchmark that compares both.
+PREFETCH = os.environ.get("ORCH_PREFETCH", "1") != "0"
 SCHED_KEY = pytest.StashKey["DagScheduling"]()
+CONTROLLER_KEY = pytest.StashKey["Controller"]()
 CRASH_MESSAGE = ("the worker process {worker} died while running {what} (os._exit, a signal such as a "
                  "segfault, or a timeout with the thread method); xdist replaces the worker and the "
                  "run goes on")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if is_worker(config) and not config.pluginmanager.is_registered(placeholder):
-        config.pluginmanager.register(placeholder, "orch-placeholder")
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY] = session
-
-
 def pytest_configure_node(node: Any) -> None:
     """Send each worker the plan the controller has validated, so it need not load it again."""
-    runtime: Runtime | None = node.config.stash.get(RUNTIME_KEY, None)
-    sent = runtime.pickled if runtime is not None else None
+    orch: OrchSession | None = node.config.stash.get(SESSION_KEY, None)
+    sent = orch.pickled if orch is not None else None
     if sent is not None:
         node.workerinput[PLAN_INPUT] = sent
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> DagScheduling | None:
     """Our scheduler whenever the session has a valid plan; xdist's is trylast, so ours wins."""
-    runtime: Runtime | None = config.stash.get(RUNTIME_KEY, None)
-    if runtime is None or not runtime.ok:
+    orch: OrchSession | None = config.stash.get(SESSION_KEY, None)
+    if orch is None or not orch.ok:
         return None
-    from pytest_orch.plugin import CONTROLLER_KEY
+    return DagScheduling(config, config.stash[CONTROLLER_KEY], log)
 
-    return DagScheduling(config, runtime, config.stash[CONTROLLER_KEY], log)
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Take the placeholder and the manifest off the collection before anyone counts it."""
+    sched = node.config.stash.get(SCHED_KEY, None)
+    placeholder, manifest = take_extra_ids(ids)
+    if sched is not None:
+        sched.extras[node] = (placeholder, manifest)
 
 
 @pytest.hookimpl(trylast=True)
@@ -75,9 +82,9 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
     """Say plainly that the worker died in this task (rerunfailures may have rescheduled it)."""
     if not isinstance(sched, DagScheduling) or report.outcome != "failed":
         return
-    node = getattr(report, "node", None)
-    worker = node.gateway.id if node is not None else "?"
-    task_id = sched.runtime.task_id_of(crashitem)
+    node = compat.node_of_report(report)
+    worker = compat.worker_id_of(node) if node is not None else "?"
+    task_id = sched.orch.task_id_of(crashitem)
     what = f"task {task_id}" if task_id else repr(crashitem)
     report.longrepr = CRASH_MESSAGE.format(worker=worker, what=what)
 
@@ -87,7 +94,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The final report of a crashed item ends it (after the controller has recorded it)."""
     if report.when != "???":
         return
-    node = getattr(report, "node", None)
+    node = compat.node_of_report(report)
     sched = node.config.stash.get(SCHED_KEY, None) if node is not None else None
     if sched is not None:
         sched.crash_reported(report)
@@ -96,32 +103,28 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 class DagScheduling:
     """The xdist ``Scheduling`` protocol over the plan's graph. Node ids are the keys."""
 
-    def __init__(self, config: pytest.Config, runtime: Runtime, controller: Any, log: Any = None) -> None:
+    def __init__(self, config: pytest.Config, controller: Controller, log: Any = None) -> None:
         self.config = config
         config.stash[SCHED_KEY] = self
-        self.runtime = runtime
+        self.orch: OrchSession = config.stash[SESSION_KEY]
         self.controller = controller
         self.log = log.dagsched if log is not None else (lambda *a: None)
+        self.extras: dict[Any, tuple[int | None, dict[str, dict[str, list[str]]]]] = {}
         self.node2collection: dict[Any, list[str]] = {}
         self.node2index: dict[Any, dict[str, int]] = {}
+        self.node2placeholder: dict[Any, int] = {}
         self.node2pending: dict[Any, list[str]] = {}
         self.collection: list[str] | None = None
         self.core: ReadySet[str] | None = None
-        self.coordinator: Any = None
-        self.outcomes: dict[str, str] = {}
-        self.deps: dict[str, dict[str, list[str]]] = {}
+        self.task_of: dict[str, str | None] = {}
+        self.needs: dict[str, PlainNeeds] = {}
         self.crashed: set[str] = set()
         self.aborted = False
         self.stopped = False
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._bad_nodes: set[Any] = set()
-        try:
-            from xdist.workermanage import parse_tx_spec_config
-
-            self.numnodes = len(parse_tx_spec_config(config))
-        except Exception:  # pragma: no cover - no -n given (unit tests)
-            self.numnodes = 0
+        self.numnodes = compat.worker_count(config)
 
     # -- the protocol's properties -------------------------------------------------------------
     @property
@@ -154,50 +157,51 @@ class DagScheduling:
 
     def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
         ids = list(collection)
-        session = self.config.stash.get(SESSION_KEY, None)
-        real = [n for n in ids if not placeholder.is_placeholder_id(n)]
-        if session is not None:
-            session.testscollected = len(real)  # the placeholder and manifest are not tests
+        placeholder, manifest = self.extras.pop(node, (None, {}))
         if self.collection is None:
             self.collection = ids
-            self._start(ids)
+            self._start(ids, manifest)
         elif ids != self.collection:
-            from xdist.report import report_collection_diff
-
             first = next(iter(self.node2collection))
-            msg = report_collection_diff(self.collection, ids, first.gateway.id, node.gateway.id)
+            msg = compat.collection_diff(self.collection, ids, compat.worker_id_of(first),
+                                         compat.worker_id_of(node))
             self.log(msg)
             self._bad_nodes.add(node)
             self.config.hook.pytest_collectreport(report=pytest.CollectReport(
-                nodeid=node.gateway.id, outcome="failed", longrepr=msg, result=[]))
+                nodeid=compat.worker_id_of(node), outcome="failed", longrepr=msg, result=[]))
             return
-        elif placeholder.PLACEHOLDER_ID not in ids:
-            self._bad_nodes.add(node)
+        if placeholder is None:
+            self._bad_nodes.add(node)  # a worker without our worker plugin cannot be handed work
+            return
         self.node2collection[node] = ids
         self.node2index[node] = {nodeid: i for i, nodeid in enumerate(ids)}
+        self.node2placeholder[node] = placeholder
 
-    def _start(self, ids: list[str]) -> None:
-        """Build the graph of the collected items and create the coordinator."""
-        runtime = self.runtime
-        plan, graph = runtime.plan, runtime.graph
-        real = [n for n in ids if not placeholder.is_placeholder_id(n)]
-        task_of = {n: runtime.task_id_of(n) for n in real}
+    def _start(self, ids: list[str], manifest: dict[str, dict[str, list[str]]]) -> None:
+        """Build the graph of the collected items and open the run."""
+        orch = self.orch
+        plan, graph = orch.plan, orch.graph
+        task_of = {n: orch.task_id_of(n) for n in ids}
         node_of_task = {t: n for n, t in task_of.items() if t is not None}
         self.task_of = task_of
-        self.coordinator = self.controller.start_coordinator(set(node_of_task))
-        self.deps = placeholder.manifest_of(ids)
+        self.controller.start(set(node_of_task))
         prerequisites: dict[str, set[str]] = {}
-        for nodeid in real:
+        for nodeid in ids:
             task_id = task_of[nodeid]
             if task_id is not None:
                 prerequisites[nodeid] = {node_of_task[p] for p in graph.prerequisites(task_id) if p in node_of_task}
             else:
-                prerequisites[nodeid] = set(self.deps.get(nodeid, {}).get("nodes", [])) & set(task_of)
-        durations = runtime.task_durations()
+                entry = manifest.get(nodeid, {})
+                prerequisites[nodeid] = set(entry.get("nodes", [])) & set(task_of)
+                if entry:
+                    needs = needs_from(entry)
+                    self.needs[nodeid] = PlainNeeds(
+                        tasks=needs.tasks, nodes=tuple(n for n in needs.nodes if task_of.get(n) is None))
+        history = self.controller.history
+        durations = history.durations() if history is not None else {}
         default = sum(durations.values()) / len(durations) if durations else 1.0
         weights = {n: durations.get(t, default) if t else default for n, t in task_of.items()}
-        pools = {**plan.pools, **runtime.settings.pools}
-        rates = {pool: parse_rate(text) for pool, text in plan.rate_limits.items()}
+        pools = {**plan.pools, **orch.settings.pools}
 
         def group_of(nodeid: str) -> tuple[str, int | None] | None:
             task = plan.tasks[task_of[nodeid]] if task_of[nodeid] else None
@@ -209,91 +213,46 @@ class DagScheduling:
         def pool_of(nodeid: str) -> str | None:
             return plan.tasks[task_of[nodeid]].pool if task_of[nodeid] else None
 
-        slots, caps, rate_keys, buckets = limits_for(real, group_of, pool_of, pools, rates)
-        self.core = ReadySet(prerequisites, remaining_paths(prerequisites, weights),
-                             slots=slots, caps=caps, rates=rate_keys, buckets=buckets)
+        slots, caps, rate_keys = limits_for(ids, group_of, pool_of, pools, plan.rate_limits)
+        self.core = ReadySet(prerequisites, longest_paths(prerequisites, weights),
+                             slots=slots, caps=caps, rates=rate_keys, buckets=buckets_for(plan.rate_limits))
         self._due(self.core.initially_due())
 
-    # -- decisions ----------------------------------------------------------------------------------
+    # -- decisions: the controller's ---------------------------------------------------------------
     def _due(self, keys: list[str]) -> None:
-        """Decide each due key: ready to run, or reported here and ended (which may make more due)."""
+        """Ask the controller about each due key: ready to run, or reported and ended there."""
         work = list(keys)
         while work:
             nodeid = work.pop(0)
-            skip = self._decide(nodeid)
-            if skip is None:
+            decision = self.controller.decide(nodeid, self.needs.get(nodeid))
+            if decision.runs:
                 self.core.push(nodeid)
                 continue
-            self._report_skip(nodeid, skip)
+            self.controller.report_not_run(nodeid, decision)
             work.extend(self._ended(nodeid))
-
-    def _decide(self, nodeid: str) -> str | None:
-        """None when the item is to run, else the reason it is skipped."""
-        task_id = self.task_of[nodeid]
-        if task_id is not None:
-            decision = self.coordinator.decide(task_id)
-            return None if decision.action == "run" else decision.reason
-        if self.aborted:
-            return self._abort_reason()
-        entry = self.deps.get(nodeid, {})
-        for dep in entry.get("nodes", []):
-            dep_task = self.task_of.get(dep)
-            if dep_task is not None:
-                blocked = self.coordinator.why_not_done(dep_task)
-                if blocked is not None:
-                    return f"{nodeid.split('::')[-1]} depends on {dep_task}: {blocked.reason}"
-            elif self.outcomes.get(dep) != "passed":
-                return f"{nodeid.split('::')[-1]} depends on {dep} ({self.outcomes.get(dep, 'not run')})"
-        for dep_task in entry.get("tasks", []):
-            blocked = self.coordinator.why_not_done(dep_task)
-            if blocked is not None:
-                return f"{nodeid.split('::')[-1]} depends on {dep_task}: {blocked.reason}"
-        return None
-
-    def _abort_reason(self) -> str:
-        return f"not run: task {self.coordinator.aborted_by} failed and its on_failure is abort"
-
-    def _report_skip(self, nodeid: str, reason: str) -> None:
-        task_id = self.task_of[nodeid]
-        if task_id is not None:
-            up_to_date = reason.startswith("up to date")
-            decision = self.coordinator.decisions.get(task_id)
-            if decision is None or decision.action == "run":  # an abort overrides a "run"
-                self.coordinator.decisions[task_id] = Decision(
-                    "up_to_date" if up_to_date else "skip", reason,
-                    blocked_by=None if up_to_date else (self.coordinator.aborted_by or task_id))
-            self.controller.log_skip(nodeid, task_id, reason)
-        else:
-            log_plain_skip(self.config, nodeid, reason)
 
     def _ended(self, nodeid: str) -> list[str]:
         """Record an item's end; return the items that became due."""
-        task_id = self.task_of[nodeid]
-        if task_id is not None:
-            self.outcomes[nodeid] = self.coordinator.outcomes.get(task_id, "failed")
-        else:
-            result = self.controller.collector.results.get(nodeid)
-            self.outcomes[nodeid] = result.outcome if result is not None else "failed"
         self.core.release(nodeid)
         due = self.core.end(nodeid)
-        if self.coordinator.aborted_by is not None and not self.aborted:
+        coordinator = self.controller.coordinator
+        if coordinator is not None and coordinator.aborted_by is not None and not self.aborted:
             self.aborted = True
-            for ready in self.core.drain():
-                self._report_skip(ready, self._abort_reason())
-                self.outcomes[ready] = "skipped"
+            for ready in self.core.drain():  # found ready before the abort: they will not start now
+                task_id = self.task_of.get(ready)
+                decision = coordinator.withdraw(task_id) if task_id else coordinator.decide_plain(
+                    ready, self.needs.get(ready, PlainNeeds(tasks=(coordinator.aborted_by,))))
+                self.controller.report_not_run(ready, decision)
                 due.extend(self.core.end(ready))
         return due
 
     # -- events from workers --------------------------------------------------------------------------
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
         collection = self.node2collection.get(node)
-        if collection is None or self.core is None:
-            self.schedule()  # a wake-up for a rate limit, or a node that died meanwhile
+        if collection is None or self.core is None or item_index >= len(collection):
+            self.schedule()  # the placeholder, a rate limit's wake-up, or a node that died meanwhile
             return
         nodeid = collection[item_index]
-        if placeholder.is_placeholder_id(nodeid):
-            self.schedule()
-            return
         self.node2pending[node].remove(nodeid)
         self._due(self._ended(nodeid))
         self.schedule()
@@ -316,6 +275,7 @@ class DagScheduling:
         pending = self.node2pending.pop(node)
         self.node2collection.pop(node, None)
         self.node2index.pop(node, None)
+        self.node2placeholder.pop(node, None)
         if not pending:
             return None
         crashed, rest = pending[0], pending[1:]
@@ -342,7 +302,7 @@ class DagScheduling:
         """Give every idle worker the best ready task the limits allow."""
         if self.core is None or self.stopped:
             return
-        if getattr(self.config.pluginmanager.getplugin("dsession"), "shouldstop", False):
+        if compat.session_should_stop(self.config):
             self.stopped = True  # -x, --maxfail or an interrupt: pytest's own meaning, start nothing
             return
         for node in [n for n in self.node2pending if self._usable(n) and not self.node2pending[n]]:
@@ -377,7 +337,7 @@ class DagScheduling:
     def _send(self, node: Any, nodeids: list[str]) -> None:
         index = self.node2index[node]
         self.node2pending[node].extend(nodeids)
-        node.send_runtest_some([index[n] for n in nodeids] + [index[placeholder.PLACEHOLDER_ID]])
+        node.send_runtest_some([index[n] for n in nodeids] + [self.node2placeholder[node]])
 
     def _arm_timer(self) -> None:
         """A task held back by a rate limit: wake the controller's loop when a token is due."""
@@ -390,25 +350,9 @@ class DagScheduling:
         node = next((n for n in self.node2pending if self._usable(n)), None)
         if node is None:
             return
-        index = self.node2index[node][placeholder.PLACEHOLDER_ID]
-        event = ("runtest_protocol_complete", {"node": node, "item_index": index, "duration": 0.0})
         # the placeholder's completion is the scheduler's wake-up call; DSession's queue takes it
-        self._timer = threading.Timer(wait + 0.001, node.putevent, args=(event,))
+        self._timer = threading.Timer(wait + 0.001, compat.wake_controller,
+                                      args=(node, self.node2placeholder[node]))
         self._timer.daemon = True
         self._timer_due = due
         self._timer.start()
-
-
-def log_plain_skip(config: pytest.Config, nodeid: str, reason: str) -> None:
-    """Report a plain test as skipped on the controller, as reporters expect it from a worker."""
-    path = nodeid.split("::")[0]
-    location = (path, None, nodeid.split("::", 1)[-1])
-    hook = config.hook
-    now = time.time()
-    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-    for when, outcome, longrepr in (("setup", "skipped", (path, 0, f"Skipped: {reason}")),
-                                    ("teardown", "passed", None)):
-        hook.pytest_runtest_logreport(report=pytest.TestReport(
-            nodeid=nodeid, location=location, keywords={}, outcome=outcome, longrepr=longrepr,
-            when=when, start=now, stop=now, duration=0.0))
-    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)

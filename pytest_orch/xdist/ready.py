@@ -9,37 +9,13 @@ running keys; a rate limit is a token bucket taken when a key starts.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
+from pytest_orch.plan.model import UNLIMITED
 from pytest_orch.ratelimit import TokenBucket
 
 K = TypeVar("K", bound=Hashable)
-
-
-def remaining_paths(prerequisites: Mapping[K, Iterable[K]], weights: Mapping[K, float]) -> dict[K, float]:
-    """Longest path from each key to the end of the graph, its own weight included."""
-    dependents: dict[K, list[K]] = {k: [] for k in prerequisites}
-    waiting = {k: 0 for k in prerequisites}
-    for key, pres in prerequisites.items():
-        for pre in pres:
-            if pre in dependents:
-                dependents[pre].append(key)
-                waiting[key] += 1
-    order = [k for k, n in waiting.items() if n == 0]
-    for key in order:  # Kahn's algorithm; appending while iterating walks the whole graph
-        for dep in dependents[key]:
-            waiting[dep] -= 1
-            if waiting[dep] == 0:
-                order.append(dep)
-    result: dict[K, float] = {}
-    for key in reversed(order):
-        tail = max((result[d] for d in dependents[key]), default=0.0)
-        result[key] = weights.get(key, 1.0) + tail
-    for key in prerequisites:  # a cycle (validation reports it): give it its own weight
-        result.setdefault(key, weights.get(key, 1.0))
-    return result
 
 
 class ReadySet(Generic[K]):
@@ -200,9 +176,9 @@ def limits_for(
     group_of: Callable[[K], tuple[str, int | None] | None],
     pool_of: Callable[[K], str | None],
     pool_caps: Mapping[str, int],
-    rate_limits: Mapping[str, tuple[float, float]],
-) -> tuple[dict[K, tuple[str, ...]], dict[str, int], dict[K, tuple[str, ...]], dict[str, TokenBucket]]:
-    """Slots, caps, rate keys and buckets for ``ReadySet`` from each key's group and pool."""
+    rate_limits: Mapping[str, object],
+) -> tuple[dict[K, tuple[str, ...]], dict[str, int], dict[K, tuple[str, ...]]]:
+    """Slots, caps and rate keys for ``ReadySet`` from each key's group and pool."""
     slots: dict[K, tuple[str, ...]] = {}
     caps: dict[str, int] = {}
     rates: dict[K, tuple[str, ...]] = {}
@@ -215,13 +191,12 @@ def limits_for(
             names.append(name)
         pool = pool_of(key)
         if pool is not None:
-            cap = pool_caps.get(pool, math.inf)
-            if cap < 1_000_000:
+            cap = pool_caps.get(pool, UNLIMITED)
+            if cap < UNLIMITED:
                 caps[f"pool:{pool}"] = int(cap)
                 names.append(f"pool:{pool}")
             if pool in rate_limits:
                 rates[key] = (pool,)
         if names:
             slots[key] = tuple(names)
-    buckets = {pool: TokenBucket(tokens, period) for pool, (tokens, period) in rate_limits.items()}
-    return slots, caps, rates, buckets
+    return slots, caps, rates

@@ -1,0 +1,304 @@
+"""Every use of another package's internals, in one place, with the versions it was checked against.
+
+pytest-orch leans on a few things its neighbours do not promise: pytest's setup state and junitxml
+stash key, pytest-dependency's result store, xdist's controller loop, worker loop and gateway
+creation. Each is wrapped here; when one moves, the wrapper raises ``CompatError`` naming the
+package and version, and ``tests/test_compat.py`` runs every probe in ``PROBES`` so CI says so
+before a user meets it. ``pyproject.toml`` bounds these packages to the majors listed in CHECKED.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+CHECKED = {
+    "pytest": "8.x and 9.2",
+    "pytest-xdist": "3.6 to 3.8",
+    "pytest-dependency": "0.6.0 to 0.6.1",
+    "execnet": "2.1",
+}
+
+
+class CompatError(RuntimeError):
+    """An internal of another package that pytest-orch relies on has moved."""
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def moved(package: str, what: str) -> CompatError:
+    return CompatError(f"{package} {_version(package)}: {what} is not where pytest-orch expects it "
+                       f"(checked against {package} {CHECKED[package]}); please report this")
+
+
+def _attr(obj: Any, name: str, package: str, what: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise moved(package, what) from None
+
+
+# -- pytest -------------------------------------------------------------------------------------
+def teardown_to(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Tear down what ``item``'s predecessors set up, as far as ``nextitem`` needs.
+
+    An item reported without pytest's runner (a task that is not run) must still leave the setup
+    state as the runner would, or the next item's fixtures are wrong.
+    """
+    state = _attr(item.session, "_setupstate", "pytest", "Session._setupstate")
+    _attr(state, "teardown_exact", "pytest", "SetupState.teardown_exact")(nextitem)
+
+
+def junitxml_key() -> Any:
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:
+        raise moved("pytest", "_pytest.junitxml.xml_key") from None
+    return xml_key
+
+
+class SuiteRecorder:
+    """Stands in for pytest's LogXML in ``config.stash`` so its fixtures keep working.
+
+    ``record_testsuite_property`` adds to ``global_properties``; ``record_property`` and
+    ``record_xml_attribute`` warn as pytest itself warns under ``junit_family=xunit2`` (their
+    output is not valid in junit-10.xsd's testcase) and record nothing.
+    """
+
+    family = "xunit2"
+
+    def __init__(self, suite_name: str, properties: list[tuple[str, str]] | None = None) -> None:
+        self.suite_name = suite_name
+        self.global_properties: list[tuple[str, str]] = list(properties or [])
+
+    def add_global_property(self, name: str, value: object) -> None:
+        self.global_properties.append((str(name), str(value)))
+
+    def node_reporter(self, nodeid: str) -> Any:
+        return self
+
+    def add_attribute(self, name: str, value: object) -> None:
+        """record_xml_attribute: not representable in junit-10.xsd; pytest has warned already."""
+
+
+def take_over_junitxml(config: pytest.Config) -> tuple[str | None, SuiteRecorder]:
+    """Stop pytest's junitxml writer; return its path (None without --junitxml) and our recorder.
+
+    pytest's writer makes one testcase per rerun attempt; ours writes one per task. Its fixtures
+    find our recorder under the same stash key.
+    """
+    key = junitxml_key()
+    logxml = config.stash.get(key, None)
+    path = None
+    suite_name = config.getini("junit_suite_name") or "pytest"
+    properties: list[tuple[str, str]] = []
+    if logxml is not None:
+        path = _attr(logxml, "logfile", "pytest", "LogXML.logfile")
+        suite_name = getattr(logxml, "suite_name", suite_name)
+        properties = list(getattr(logxml, "global_properties", []))
+        config.pluginmanager.unregister(logxml)
+    recorder = SuiteRecorder(suite_name, properties)
+    config.stash[key] = recorder
+    # junitxml's pytest_unconfigure unregisters whatever it finds under its key
+    config.pluginmanager.register(recorder, "orch-suite-recorder")
+    return path, recorder
+
+
+# -- pytest-dependency ----------------------------------------------------------------------------
+def dependency_scopes() -> dict[str, type]:
+    """pytest-dependency's scope names and the node classes they resolve names in."""
+    from pytest_dependency import DependencyManager
+
+    return dict(_attr(DependencyManager, "ScopeCls", "pytest-dependency", "DependencyManager.ScopeCls"))
+
+
+def mark_dependencies_done(item: pytest.Item, names: list[str], scope: str = "session") -> None:
+    """Tell pytest-dependency that ``names`` succeeded, as the coordinator has established.
+
+    pytest-dependency only knows results of tests run in this process; a dependency done by an
+    earlier run, found up to date, or run on another xdist worker would otherwise skip ``item``.
+    """
+    from pytest_dependency import DependencyItemStatus, DependencyManager
+
+    if scope not in dependency_scopes():
+        return
+    manager = _attr(DependencyManager, "getManager", "pytest-dependency", "DependencyManager.getManager")(
+        item, scope=scope)
+    if manager is None:
+        return
+    results = _attr(manager, "results", "pytest-dependency", "DependencyManager.results")
+    phases = _attr(DependencyItemStatus, "Phases", "pytest-dependency", "DependencyItemStatus.Phases")
+    for name in names:
+        status = DependencyItemStatus()
+        status.results = dict.fromkeys(phases, "passed")
+        results[name] = status
+
+
+# -- pytest-xdist: the controller -------------------------------------------------------------------
+def dsession(config: pytest.Config) -> Any:
+    """xdist's controller plugin (DSession), or None in process and on workers."""
+    return config.pluginmanager.getplugin("dsession")
+
+
+def run_in_process(config: pytest.Config) -> None:
+    """Turn ``-n``/``--dist`` off before xdist acts on them (xdist reads them in its configure)."""
+    config.option.dist, config.option.numprocesses = "no", None
+    if hasattr(config.option, "tx"):
+        config.option.tx = []
+
+
+def session_should_stop(config: pytest.Config) -> bool:
+    """-x, --maxfail or an interrupt, as xdist's controller loop records it."""
+    return bool(getattr(dsession(config), "shouldstop", False))
+
+
+def worker_count(config: pytest.Config) -> int:
+    """How many workers the run asked for (-n N, or --tx specs)."""
+    from xdist.workermanage import parse_tx_spec_config
+
+    return len(parse_tx_spec_config(config))
+
+
+def collection_diff(first: list[str], other: list[str], first_id: str, other_id: str) -> str:
+    from xdist.report import report_collection_diff
+
+    return report_collection_diff(first, other, first_id, other_id)
+
+
+def wake_controller(node: Any, item_index: int) -> None:
+    """Put a completion event of ``item_index`` on xdist's event queue, to run the scheduler now.
+
+    Used with the worker's placeholder item, whose completions the scheduler ignores but for
+    handing out work: a timer calls this when a rate-limited task may start.
+    """
+    putevent = _attr(node, "putevent", "pytest-xdist", "WorkerController.putevent")
+    putevent(("runtest_protocol_complete", {"node": node, "item_index": item_index, "duration": 0.0}))
+
+
+def node_of_report(report: pytest.TestReport) -> Any:
+    """The WorkerController a report came from (xdist attaches it on the controller), or None."""
+    return getattr(report, "node", None)
+
+
+def worker_id_of(node: Any) -> str:
+    return str(_attr(node, "gateway", "pytest-xdist", "WorkerController.gateway").id)
+
+
+def gateway_group(config: pytest.Config) -> Any:
+    """execnet's Group that xdist's NodeManager makes gateways with, or None."""
+    manager = getattr(dsession(config), "nodemanager", None)
+    return getattr(manager, "group", None)
+
+
+# -- pytest-xdist: the worker ----------------------------------------------------------------------
+def worker_interactor(config: pytest.Config) -> Any:
+    """xdist's WorkerInteractor plugin on a worker, or None elsewhere.
+
+    It is registered without a name, and its class is not ``xdist.remote.WorkerInteractor``:
+    execnet runs xdist/remote.py's source as the worker's ``__channelexec__`` module.
+    """
+    return next((p for p in config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None)
+
+
+def skip_items_in_worker_loop(config: pytest.Config, invisible: Callable[[pytest.Item], bool],
+                              finish: Callable[[pytest.Item, pytest.Item | None], None]) -> bool:
+    """Make the worker's run loop step over ``invisible`` items without any hook seeing them.
+
+    xdist's ``WorkerInteractor.run_one_test`` calls ``pytest_runtest_protocol`` for every index it
+    is sent, so every plugin's wrapper (allure, timing, logging) would see the placeholder. This
+    replaces it on the instance: an invisible item is not run, its completion is still sent (the
+    scheduler counts on it), and as the last item ``finish`` tears the session down. Returns False
+    where the loop is not there (not a worker).
+    """
+    interactor = worker_interactor(config)
+    if interactor is None:
+        return False
+    original = _attr(interactor, "run_one_test", "pytest-xdist", "WorkerInteractor.run_one_test")
+    torun = _attr(interactor, "torun", "pytest-xdist", "WorkerInteractor.torun")
+    Marker = original.__func__.__globals__.get("Marker")  # noqa: N806 - the worker module's own class
+    if Marker is None:
+        raise moved("pytest-xdist", "xdist.remote.Marker")
+
+    def run_one_test() -> None:
+        index = interactor.nextitem_index
+        item = interactor.session.items[index]
+        if not invisible(item):
+            original()
+            return
+        interactor.item_index = index
+        interactor.nextitem_index = torun.get()
+        nextitem = None if interactor.nextitem_index is Marker.SHUTDOWN else \
+            interactor.session.items[interactor.nextitem_index]
+        if nextitem is None:
+            finish(item, None)
+        interactor.sendevent("runtest_protocol_complete", item_index=index, duration=0.0)
+
+    interactor.run_one_test = run_one_test
+    return True
+
+
+def _probe_worker_loop() -> None:
+    from xdist.remote import Marker, WorkerInteractor
+
+    for name in ("run_one_test", "sendevent", "pytest_runtestloop"):
+        _attr(WorkerInteractor, name, "pytest-xdist", f"WorkerInteractor.{name}")
+    _attr(Marker, "SHUTDOWN", "pytest-xdist", "xdist.remote.Marker.SHUTDOWN")
+
+
+def _probe_controller() -> None:
+    from xdist.dsession import DSession
+    from xdist.report import report_collection_diff  # noqa: F401
+    from xdist.workermanage import NodeManager, WorkerController, parse_tx_spec_config  # noqa: F401
+
+    for name in ("worker_workerfinished", "worker_errordown", "loop_once"):
+        _attr(DSession, name, "pytest-xdist", f"DSession.{name}")
+    for name in ("send_runtest_some", "shutdown"):
+        _attr(WorkerController, name, "pytest-xdist", f"WorkerController.{name}")
+    if "putevent" not in WorkerController.__init__.__code__.co_names:  # set on the instance
+        raise moved("pytest-xdist", "WorkerController.putevent")
+    _attr(NodeManager, "setup_nodes", "pytest-xdist", "NodeManager.setup_nodes")
+
+
+def _probe_execnet() -> None:
+    import execnet
+
+    _attr(execnet.Group, "makegateway", "execnet", "Group.makegateway")
+
+
+def _probe_pytest() -> None:
+    from _pytest.runner import SetupState
+
+    _attr(SetupState, "teardown_exact", "pytest", "SetupState.teardown_exact")
+    if "_setupstate" not in getattr(pytest.Session, "__annotations__", {}):
+        raise moved("pytest", "Session._setupstate")
+    junitxml_key()
+    from _pytest.junitxml import LogXML
+
+    for name in ("logfile", "global_properties", "suite_name"):
+        if name not in LogXML.__init__.__code__.co_names and not hasattr(LogXML, name):
+            raise moved("pytest", f"LogXML.{name}")
+
+
+def _probe_dependency() -> None:
+    from pytest_dependency import DependencyItemStatus, DependencyManager
+
+    dependency_scopes()
+    _attr(DependencyManager, "getManager", "pytest-dependency", "DependencyManager.getManager")
+    _attr(DependencyItemStatus, "Phases", "pytest-dependency", "DependencyItemStatus.Phases")
+
+
+PROBES: dict[str, Callable[[], None]] = {
+    "pytest: setup state and junitxml": _probe_pytest,
+    "pytest-dependency: result store": _probe_dependency,
+    "pytest-xdist: controller loop and nodes": _probe_controller,
+    "pytest-xdist: worker loop": _probe_worker_loop,
+    "execnet: gateway creation": _probe_execnet,
+}

@@ -1,0 +1,88 @@
+"""Running a task's handler in this process: its context, its outcome, its rate limit in process."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from pytest_orch.errors import HandlerError
+from pytest_orch.handler import Outcome, TaskContext
+from pytest_orch.outcomes import Status
+from pytest_orch.overlay import ProjectFiles
+from pytest_orch.plan.model import Task
+from pytest_orch.ratelimit import TokenBucket, buckets_for
+from pytest_orch.session import OrchSession, is_worker
+
+
+class TaskRunner:
+    """One per process: the controller in process, or each xdist worker.
+
+    ``confirmed(task_id)`` says whether a manual step was confirmed; on a worker it is always
+    true, since the controller sends a step only once it is.
+    """
+
+    def __init__(self, session: OrchSession, confirmed: Callable[[str], bool] | None = None) -> None:
+        self.session = session
+        self.confirmed = confirmed or (lambda task_id: False)
+        self.files = ProjectFiles(dry_run=session.settings.dry_run)
+        self.interactive = interactive(session)
+        self._buckets: dict[str, TokenBucket] | None = None
+
+    def context(self, task: Task) -> TaskContext:
+        settings = self.session.settings
+        return TaskContext(
+            root=settings.root,
+            dry_run=settings.dry_run,
+            force=settings.force,
+            variables=dict(self.session.plan.phase(task.phase).variables),
+            templates_dir=self.session.templates_dir(task),
+            timeout=task.timeout,
+            confirmed=self.confirmed(task.id),
+            interactive=self.interactive,
+            files=self.files,
+        )
+
+    def execute(self, task: Task) -> Outcome:
+        """Run the task's handler; an expected handler error becomes a failed outcome.
+
+        Under ``--force`` the work is done for real: a handler that found nothing to change has
+        still passed (with ``changed`` empty), never "up to date".
+        """
+        ctx = self.context(task)
+        lines: list[str] = []
+        ctx.log = lines.append
+        try:
+            outcome = self.session.handlers[task.type].run(task, ctx)
+        except HandlerError as exc:
+            outcome = Outcome(Status.FAILED, message=str(exc))
+        if lines:
+            outcome.output = "\n".join(lines) + ("\n" + outcome.output if outcome.output else "")
+        if ctx.force and outcome.status is Status.UP_TO_DATE:
+            outcome.status = Status.PASSED
+        return outcome
+
+    def wait_for_rate_limit(self, task: Task) -> None:
+        """In process, hold a task of a rate-limited pool until its bucket has a token.
+
+        Under xdist the controller's scheduler takes the token before it sends the task.
+        """
+        if self._buckets is None:
+            self._buckets = buckets_for(self.session.plan.rate_limits)
+        bucket = self._buckets.get(task.pool or "")
+        if bucket is None:
+            return
+        while not bucket.try_take():
+            time.sleep(bucket.wait_time())
+
+
+def interactive(session: OrchSession) -> bool:
+    """A person can answer a prompt: -s, a terminal on stdin, not CI, not an xdist worker."""
+    config = session.config
+    return (
+        config.getoption("capture", "fd") == "no"
+        and sys.stdin is not None and sys.stdin.isatty()
+        and not os.environ.get("CI")
+        and not is_worker(config)
+    )
