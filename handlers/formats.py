@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import tomlkit
-from pytest_orch.handlers import dotted_path
+from pytest_orch.handlers import dotted_path, json_text
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -59,21 +59,39 @@ def plain(value: Any) -> Any:
 
 
 def load_json(text: str) -> TreeDocument:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
-    indent = _json_indent(text)
-    newline = "\r\n" if "\r\n" in text else "\n"
-    trailing = text.endswith(("\n", "\r"))
+    data = _parse_json(text)
+    original = _parse_json(text)  # a second copy to compare with: the edits change ``data`` in place
+    style = json_text.Style.of(text, _json_indent(text))
 
     def dump(obj: Any) -> str:
-        out = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)  # dates from YAML
-        if newline != "\n":
-            out = out.replace("\n", newline)
-        return out + (newline if trailing else "")
+        try:
+            return json_text.patch(text, json_text.scan(text), original, obj, style)
+        except RecursionError:
+            raise dotted_path.PathError("the document is nested too deeply to edit") from None
 
     return TreeDocument(data, dump, plain)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past sys.get_int_max_str_digits()
+        line = text.count("\n", 0, _number_position(text)) + 1
+        raise FormatError(f"line {line}: {_first_line(exc)}") from None
+
+
+def _number_position(text: str) -> int:
+    """Where the first number of more than 4000 digits starts (0 when there is none)."""
+    match = re.search(r"\d{4000,}", text)
+    return match.start() if match else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _json_indent(text: str) -> int | str | None:
