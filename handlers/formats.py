@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -69,7 +71,25 @@ def load_json(text: str) -> TreeDocument:
         except RecursionError:
             raise dotted_path.PathError("the document is nested too deeply to edit") from None
 
-    return TreeDocument(data, dump, plain)
+    return TreeDocument(data, dump, _to_json)
+
+
+def _to_json(value: Any) -> Any:
+    for item in _leaves(value):
+        if isinstance(item, bytes):
+            raise dotted_path.PathError("a binary value (!!binary) has no JSON form")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise dotted_path.PathError(f"{item!r} has no JSON form")
+    return plain(value)
+
+
+def _leaves(value: Any) -> list[Any]:
+    """Every scalar inside a plan value (mapping keys included)."""
+    if isinstance(value, Mapping):
+        return [*value.keys(), *(leaf for v in value.values() for leaf in _leaves(v))]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
 
 
 def _parse_json(text: str) -> Any:
@@ -79,19 +99,19 @@ def _parse_json(text: str) -> Any:
         raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
     except RecursionError:
         raise FormatError("nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer past sys.get_int_max_str_digits()
-        line = text.count("\n", 0, _number_position(text)) + 1
-        raise FormatError(f"line {line}: {_first_line(exc)}") from None
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits()
+        raise _value_error(text, exc) from None
 
 
-def _number_position(text: str) -> int:
-    """Where the first number of more than 4000 digits starts (0 when there is none)."""
-    match = re.search(r"\d{4000,}", text)
-    return match.start() if match else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
+def _value_error(text: str, exc: ValueError) -> FormatError:
+    """A parser's ValueError as one line; a too long integer gets its line and length."""
+    limit = sys.get_int_max_str_digits()
+    match = re.search(rf"\d{{{limit + 1},}}", text)
+    if match is not None and "integer string conversion" in str(exc):
+        line = text.count("\n", 0, match.start()) + 1
+        return FormatError(f"line {line}: an integer of {len(match.group())} digits (more than {limit} "
+                           "cannot be read)")
+    return FormatError((str(exc).splitlines() or [type(exc).__name__])[0])
 
 
 def _json_indent(text: str) -> int | str | None:
@@ -163,6 +183,10 @@ def load_yaml(text: str) -> TreeDocument:
         raise FormatError(f"{where}{exc.problem or exc.context}") from None
     except YAMLError as exc:
         raise FormatError(str(exc).splitlines()[0]) from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits(), a bad date
+        raise _value_error(text, exc) from None
     if data is None:
         data = CommentedMap()
     mapping, sequence, offset = _yaml_indent(text)
@@ -273,13 +297,29 @@ def load_toml(text: str) -> TreeDocument:
         data = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
         raise FormatError(f"line {exc.line}: {str(exc).split(' at line')[0]}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:
+        raise _value_error(text, exc) from None
     return TreeDocument(data, tomlkit.dumps, _to_toml)
 
 
 def _to_toml(value: Any) -> Any:
-    if value is None:
-        raise dotted_path.PathError("TOML has no null value")
-    return plain(value)
+    for item in _leaves(value):
+        if item is None:
+            raise dotted_path.PathError("TOML has no null value")
+        if isinstance(item, bytes):
+            raise dotted_path.PathError("a binary value (!!binary) has no TOML form")
+    return _string_keys(plain(value))
+
+
+def _string_keys(value: Any) -> Any:
+    """TOML keys are strings: a plan's ``{1: x}`` becomes ``"1" = x``."""
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 LOADERS: dict[str, Callable[[str], TreeDocument]] = {
