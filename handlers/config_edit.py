@@ -42,6 +42,7 @@ class ConfigEditHandler:
         {"file", "format", "set", "remove", "append", "replace"}
     )
     path_keys: ClassVar[frozenset[str]] = frozenset({"file"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
 
@@ -97,7 +98,7 @@ class ConfigEditHandler:
         return params.existing(ctx, task.params.get("file"), "file")
 
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
-        path = ctx.resolve(task.params["file"], key="file")
+        path = ctx.resolve(task.params["file"], key="file", write=True)
         rel = ctx.relative(path)
         if not path.is_file():
             raise HandlerError(f"{rel}: file not found" if not path.exists()

@@ -112,6 +112,7 @@ class FileGenerationHandler:
 
     keys: ClassVar[frozenset[str]] = frozenset({"template", "content", "target", "vars", "overwrite"})
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
 
@@ -125,7 +126,7 @@ class FileGenerationHandler:
             ctx, task.params.get("target"), "target")
 
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
-        path = ctx.resolve(task.params["target"], key="target")
+        path = ctx.resolve(task.params["target"], key="target", write=True)
         rel = ctx.relative(path)
         old = read_existing(path, rel)
         new = render_task(task, ctx)

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.plan.model import Task
+from pytest_orch.write_guard import protected_folder, refusal
 
 Status = Literal["passed", "failed", "skipped", "up_to_date"]
 
@@ -45,10 +46,11 @@ class TaskContext:
     log: Callable[[str], None] = lambda line: None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def resolve(self, path: str | os.PathLike[str], key: str = "path") -> Path:
+    def resolve(self, path: str | os.PathLike[str], key: str = "path", *, write: bool = False) -> Path:
         """Return ``path`` resolved inside the project root, symlinks included.
 
-        Raises HandlerError for an absolute path or ``..`` that leads outside the root.
+        Raises HandlerError for an absolute path or ``..`` that leads outside the root, and with
+        ``write`` for a path inside ``.git/`` or ``.orch/`` (tasks may read those, never write them).
         """
         root = self.real_root
         candidate = Path(path)
@@ -56,6 +58,10 @@ class TaskContext:
         resolved = full.resolve()
         if resolved != root and root not in resolved.parents:
             raise HandlerError(f"{key}: {str(path)!r} is outside the project root {root}")
+        if write:
+            folder = protected_folder(resolved.relative_to(root).as_posix())
+            if folder is not None:
+                raise HandlerError(refusal(key, str(path), folder))
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -77,6 +83,8 @@ class Handler(Protocol):
     :cvar writes_files: True when the handler changes files, so a dirty work tree stops it.
     :cvar path_keys: optional; keys whose value is a path, checked to stay inside the project
         root when the plan is loaded (``TaskContext.resolve`` checks symlinks when it runs).
+    :cvar write_keys: optional; the path keys the handler writes to, refused inside ``.git/`` and
+        ``.orch/`` when the plan is loaded; resolve them with ``ctx.resolve(value, key, write=True)``.
     """
 
     keys: ClassVar[frozenset[str]]
