@@ -45,6 +45,9 @@ class TaskContext:
     interactive: bool = False
     log: Callable[[str], None] = lambda line: None
     extra: dict[str, Any] = field(default_factory=dict)
+    written_digests: Mapping[str, str | None] = field(default_factory=dict)
+    """What the plan's tasks last wrote: project-relative path -> sha256 of the bytes left there (None:
+    deleted), as the state stores it. A file whose digest differs was changed by someone else since."""
 
     def resolve(self, path: str | os.PathLike[str], key: str = "path", *, write: bool = False) -> Path:
         """Return ``path`` resolved inside the project root, symlinks included.

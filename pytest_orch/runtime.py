@@ -7,6 +7,7 @@ import os
 import pickle
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pytest_orch.plan.files import plan_files
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.ratelimit import TokenBucket, parse_rate
 from pytest_orch.registry import HandlerTable, collect_handlers
+from pytest_orch.state import read_written_digests
 
 PLAN_INPUT = "orch_plan"  # the workerinput key of the controller's pickled plan and graph
 
@@ -45,6 +47,7 @@ class Runtime:
         self.confirmed_now: set[str] = set()
         self.durations: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._written: Mapping[str, str | None] | None = None
 
     # -- the plan ---------------------------------------------------------------------------
     @property
@@ -182,7 +185,18 @@ class Runtime:
             timeout=task.timeout,
             confirmed=confirmed,
             interactive=self.interactive(),
+            written_digests=self.written_digests(),
         )
+
+    def written_digests(self) -> Mapping[str, str | None]:
+        """The state's digests of what tasks wrote: the run's live view on the controller; a worker reads
+        the store once (what earlier runs wrote is what a guard like ``overwrite: false`` needs)."""
+        live = getattr(self.coordinator.history if self.coordinator else None, "harness_written", None)
+        if live is None:
+            if self._written is None:
+                self._written = read_written_digests(self.settings.root)
+            live = self._written
+        return live
 
     def wait_for_rate_limit(self, task: Task) -> None:
         """In process, hold a task of a rate-limited pool until its bucket has a token.
