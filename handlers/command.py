@@ -119,6 +119,7 @@ class CommandHandler:
         argv: Any = ["/bin/sh", "-c", p["run"]] if p.get("shell") else _argv(p)
         ok_codes = list(p.get("ok_codes") or [0])
         ctx.log(f"$ {shown}")
+        WATCHDOG_OF_PROCESS.start()  # before the spawn: only one small write separates spawn and registration
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

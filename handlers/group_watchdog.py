@@ -62,6 +62,13 @@ class GroupWatchdog:
         self._child: int | None = None
         self._fd: int | None = None
 
+    def start(self) -> None:
+        """Start the watchdog now if this process has none: call it before spawning, so that the
+        registration right after the spawn is one write, not a process start that a kill could cut."""
+        if self._fd is None or self._pid != os.getpid():
+            with self._lock:
+                self._ensure_started()
+
     def register(self, pgid: int) -> None:
         """Have the watchdog end group ``pgid`` should this process die before ``unregister``."""
         self._send(f"+{pgid}\n".encode())

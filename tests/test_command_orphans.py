@@ -23,7 +23,9 @@ pytest.importorskip("xdist")
 
 # The shell is the group's leader ($$ is its pid and the group id), the background sleep its grandchild
 # in the same group; $PPID is the process that started the command: pytest itself or an xdist worker.
-COMMAND = "sleep 300 & echo $! > bg.pid; echo $PPID > parent.pid; echo $$ > leader.pid; wait"
+# The second's pause before the pids appear leaves the starting process ample time to register the group
+# (one write right after the spawn) on a loaded machine: the kill must test the watchdog, not that window.
+COMMAND = "sleep 300 & sleep 1; echo $! > bg.pid; echo $PPID > parent.pid; echo $$ > leader.pid; wait"
 PLAN = f"""
 phase: 1
 groups:

@@ -103,9 +103,13 @@ def test_generated_file_edited_by_hand_makes_its_task_stale(project):
     project.runpytest().assert_outcomes(passed=3)
     (project.path / "out" / "gen.txt").write_text("edited by a person\n")
     result = project.runpytest("--allow-dirty")
-    result.assert_outcomes(passed=2, skipped=1)
+    # 1.2 runs again and, with overwrite: false, keeps the hand edit: up to date, saying why
+    result.assert_outcomes(passed=1, skipped=2)
     _, tasks = tasks_of(project)
     assert tasks["1.2"]["reason"] == "output out/gen.txt changed since it was written"
+    assert tasks["1.2"]["outcome"] == "up_to_date"
+    assert tasks["1.2"]["message"] == "out/gen.txt: edited by hand since generated; overwrite: true replaces it"
+    assert (project.path / "out" / "gen.txt").read_text() == "edited by a person\n"
 
 
 def test_phase_by_phase_sees_earlier_phases_done(project):
