@@ -61,6 +61,7 @@ class GroupWatchdog:
         self._pid: int | None = None  # the process that started the watchdog (a fork needs its own)
         self._child: int | None = None
         self._fd: int | None = None
+        self._groups: set[int] = set()  # registered now: a watchdog started again is told them all
 
     def start(self) -> None:
         """Start the watchdog now if this process has none: call it before spawning, so that the
@@ -71,18 +72,21 @@ class GroupWatchdog:
 
     def register(self, pgid: int) -> None:
         """Have the watchdog end group ``pgid`` should this process die before ``unregister``."""
-        self._send(f"+{pgid}\n".encode())
+        self._send(f"+{pgid}\n".encode(), add=pgid)
 
     def unregister(self, pgid: int) -> None:
-        self._send(f"-{pgid}\n".encode())
+        self._send(f"-{pgid}\n".encode(), remove=pgid)
 
     @property
     def pid(self) -> int | None:
         """The watchdog's pid, None before the first command of this process."""
         return self._child if self._pid == os.getpid() else None
 
-    def _send(self, line: bytes) -> None:
+    def _send(self, line: bytes, add: int | None = None, remove: int | None = None) -> None:
         with self._lock:
+            if add is not None:
+                self._groups.add(add)
+            self._groups.discard(remove)  # type: ignore[arg-type]
             for _ in range(2):  # a watchdog that was killed is started again, once
                 fd = self._ensure_started()
                 try:
@@ -94,9 +98,13 @@ class GroupWatchdog:
     def _ensure_started(self) -> int:
         if self._fd is not None and self._pid == os.getpid():
             return self._fd
-        if self._pid != os.getpid():
-            # a forked child shares the parent's pipe: the parent's watchdog would not see it die
+        if self._pid is not None and self._pid != os.getpid():
+            # a forked child shares the parent's pipe and groups: it needs a watchdog of its own, and
+            # must not keep the parent's pipe open (its watchdog would not see the parent die)
+            if self._fd is not None:
+                os.close(self._fd)
             self._fd = self._child = None
+            self._groups.clear()
         read_end, write_end = os.pipe()  # both close-on-exec: commands never hold the write end
         try:
             # posix_spawn, not Popen: no Popen object that warns at exit about a child still running
@@ -104,7 +112,8 @@ class GroupWatchdog:
                 sys.executable, [sys.executable, "-I", "-S", "-c", WATCHDOG, str(TERM_GRACE)], os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
                               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                              (os.POSIX_SPAWN_DUP2, 1, 2)],
+                              (os.POSIX_SPAWN_DUP2, 1, 2),
+                              *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds())],
                 setsid=True,
             )
         except BaseException:
@@ -113,6 +122,8 @@ class GroupWatchdog:
         finally:
             os.close(read_end)
         self._fd, self._pid = write_end, os.getpid()
+        if self._groups:  # a restart: the new watchdog takes over the groups still running
+            os.write(write_end, "".join(f"+{g}\n" for g in sorted(self._groups)).encode())
         return write_end
 
     def _forget(self) -> None:
@@ -127,6 +138,24 @@ class GroupWatchdog:
             except ChildProcessError:
                 pass
         self._fd = self._child = None
+
+
+def _inheritable_fds() -> list[int]:
+    """This process's inheritable descriptors above 2 (a caller's pipe, say), which the watchdog
+    must not hold open for the life of the process: posix_spawn, unlike Popen, closes none."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return found
 
 
 WATCHDOG_OF_PROCESS = GroupWatchdog()

@@ -158,15 +158,22 @@ def test_one_watchdog_per_process_started_by_the_first_command(tmp_path):
     assert not running(first)
 
 
-def test_a_killed_watchdog_is_started_again(tmp_path):
+def test_a_killed_watchdog_is_started_again_and_told_the_running_groups(tmp_path):
     dog = GroupWatchdog()
+    kept = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        dog.register(1 << 22)
+        dog.register(kept.pid)
         first = dog.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
         os.waitpid(first, 0)
         dog.register(1 << 22)  # the write meets a closed pipe: a new watchdog takes over
         assert dog.pid not in (None, first) and running(dog.pid)  # type: ignore[arg-type]
+        dog.unregister(1 << 22)
+        dog._forget()  # as if this process died: the new watchdog ends the group registered before
+        assert wait_until_group_gone([kept.pid], kept.pid) == []
     finally:
         dog._forget()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(kept.pid, signal.SIGKILL)
+        kept.wait()
