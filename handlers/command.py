@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_orch.handlers import params
+from pytest_orch.handlers.group_watchdog import WATCHDOG_OF_PROCESS
 
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
@@ -118,6 +119,7 @@ class CommandHandler:
         argv: Any = ["/bin/sh", "-c", p["run"]] if p.get("shell") else _argv(p)
         ok_codes = list(p.get("ok_codes") or [0])
         ctx.log(f"$ {shown}")
+        WATCHDOG_OF_PROCESS.start()  # before the spawn: only one small write separates spawn and registration
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -125,6 +127,8 @@ class CommandHandler:
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             return Outcome("failed", message=f"cannot run {argv[0]!r}: {exc.strerror}")
+        # should this process be killed outright, the watchdog ends the group (start_new_session: pgid = pid)
+        WATCHDOG_OF_PROCESS.register(proc.pid)
         buffer = TailBuffer()
         try:
             code = _wait_capturing(proc, buffer, ctx.timeout)
@@ -137,6 +141,7 @@ class CommandHandler:
             kill_tree(proc)
             raise
         finally:
+            WATCHDOG_OF_PROCESS.unregister(proc.pid)
             proc.stdout.close()  # type: ignore[union-attr]
         output = buffer.text()
         changed = [ctx.relative(creates)] if creates is not None and creates.exists() else []

@@ -42,6 +42,7 @@ class ConfigEditHandler:
         {"file", "format", "set", "remove", "append", "replace"}
     )
     path_keys: ClassVar[frozenset[str]] = frozenset({"file"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
@@ -101,7 +102,7 @@ class ConfigEditHandler:
         return [ctx.resolve(task.params["file"], key="file")]
 
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
-        path = ctx.resolve(task.params["file"], key="file")
+        path = ctx.resolve(task.params["file"], key="file", write=True)
         rel = ctx.relative(path)
         if not ctx.files.is_file(path):
             raise HandlerError(f"{rel}: file not found" if not ctx.files.exists(path)
@@ -141,10 +142,18 @@ class ConfigEditHandler:
                 changed = step() or changed
             except dotted_path.PathError as exc:
                 message, path = str(exc), label.split(" ", 1)[1]
-                if path.split(".")[0] not in message:  # e.g. "TOML has no null value"
+                first = re.escape(path.split(".")[0])
+                if not re.search(rf"(^|\s){first}([.:\s]|$)", message):  # "TOML has no null value"
                     message = f"{path}: {message}"
                 raise HandlerError(f"{rel}: {message}") from None
-        return doc.dump() if changed else text
+            except RecursionError:
+                raise HandlerError(f"{rel}: {label}: the document is nested too deeply to edit") from None
+        if not changed:
+            return text
+        try:
+            return doc.dump()
+        except (dotted_path.PathError, RecursionError) as exc:
+            raise HandlerError(f"{rel}: {exc or 'the document is nested too deeply to edit'}") from None
 
     @staticmethod
     def _replace(task: Task, rel: str, text: str) -> str:

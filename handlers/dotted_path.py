@@ -75,7 +75,9 @@ def describe(value: Any) -> str:
     """Name a value's kind the way a config author would: a list, a mapping, a string ..."""
     if isinstance(value, Mapping):
         return "a mapping"
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, bytes):
+        return "a binary value (!!binary)"
+    if isinstance(value, str):
         return "a string"
     if isinstance(value, MutableSequence):
         return "a list"

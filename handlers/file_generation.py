@@ -10,6 +10,7 @@ from pytest_orch.handlers import params, templating
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.fileio import unified_diff
+from pytest_orch.fingerprint import sha256_bytes
 from pytest_orch.handler import Outcome, TaskContext, plan_templates_dir
 from pytest_orch.plan.model import Task
 
@@ -111,6 +112,7 @@ class FileGenerationHandler:
 
     keys: ClassVar[frozenset[str]] = frozenset({"template", "content", "target", "vars", "overwrite"})
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
@@ -125,15 +127,31 @@ class FileGenerationHandler:
             ctx, task.params.get("target"), "target")
 
     def writes(self, task: Task, ctx: TaskContext) -> list[Path]:
-        return [ctx.resolve(task.params["target"], key="target")]
+        return [ctx.resolve(task.params["target"], key="target", write=True)]
 
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
-        path = ctx.resolve(task.params["target"], key="target")
+        path = ctx.resolve(task.params["target"], key="target", write=True)
         rel = ctx.relative(path)
         old = read_existing(ctx, path, rel)
         new = render_task(task, ctx)
         if old is not None and old != new and not task.params.get("overwrite", False):
-            # passed, not skipped: the file is there, so tasks that need it may still run
-            return Outcome("passed", message=f"{rel} exists and differs; overwrite is false, "
-                                             "left alone")
+            someone_else = _changed_by_someone_else(path, rel, ctx)
+            if someone_else:
+                # up to date, not skipped: the file is there and meant to stay, so dependents still run;
+                # the reason is kept in the state and repeated by every later run while it holds
+                return Outcome("up_to_date", message=f"{rel}: {someone_else}; overwrite: true replaces it")
         return write_outcome(ctx, path, rel, old, new)
+
+
+def _changed_by_someone_else(path: Path, rel: str, ctx: TaskContext) -> str | None:
+    """Why ``overwrite: false`` keeps the target, or None when it holds exactly what the plan last wrote.
+
+    The state keeps the digest of what a task left at each path: a target that still has it is the
+    plan's own output and follows the definition; any other content is somebody's work.
+    """
+    recorded = ctx.written_digests.get(rel)
+    if recorded is not None and sha256_bytes(ctx.files.read_text(path).encode("utf-8")) == recorded:
+        return None
+    if recorded is not None:
+        return "edited by hand since generated"
+    return "exists and was not written by this plan"

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import tomlkit
-from pytest_orch.handlers import dotted_path
+from pytest_orch.handlers import dotted_path, json_text
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -59,21 +61,57 @@ def plain(value: Any) -> Any:
 
 
 def load_json(text: str) -> TreeDocument:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
-    indent = _json_indent(text)
-    newline = "\r\n" if "\r\n" in text else "\n"
-    trailing = text.endswith(("\n", "\r"))
+    data = _parse_json(text)
+    original = _parse_json(text)  # a second copy to compare with: the edits change ``data`` in place
+    style = json_text.Style.of(text, _json_indent(text))
 
     def dump(obj: Any) -> str:
-        out = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)  # dates from YAML
-        if newline != "\n":
-            out = out.replace("\n", newline)
-        return out + (newline if trailing else "")
+        try:
+            return json_text.patch(text, json_text.scan(text), original, obj, style)
+        except RecursionError:
+            raise dotted_path.PathError("the document is nested too deeply to edit") from None
 
-    return TreeDocument(data, dump, plain)
+    return TreeDocument(data, dump, _to_json)
+
+
+def _to_json(value: Any) -> Any:
+    for item in _leaves(value):
+        if isinstance(item, bytes):
+            raise dotted_path.PathError("a binary value (!!binary) has no JSON form")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise dotted_path.PathError(f"{item!r} has no JSON form")
+    return plain(value)
+
+
+def _leaves(value: Any) -> list[Any]:
+    """Every scalar inside a plan value (mapping keys included)."""
+    if isinstance(value, Mapping):
+        return [*value.keys(), *(leaf for v in value.values() for leaf in _leaves(v))]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits()
+        raise _value_error(text, exc) from None
+
+
+def _value_error(text: str, exc: ValueError) -> FormatError:
+    """A parser's ValueError as one line; a too long integer gets its line and length."""
+    limit = sys.get_int_max_str_digits()
+    match = re.search(rf"\d{{{limit + 1},}}", text)
+    if match is not None and "integer string conversion" in str(exc):
+        line = text.count("\n", 0, match.start()) + 1
+        return FormatError(f"line {line}: an integer of {len(match.group())} digits (more than {limit} "
+                           "cannot be read)")
+    return FormatError((str(exc).splitlines() or [type(exc).__name__])[0])
 
 
 def _json_indent(text: str) -> int | str | None:
@@ -145,6 +183,10 @@ def load_yaml(text: str) -> TreeDocument:
         raise FormatError(f"{where}{exc.problem or exc.context}") from None
     except YAMLError as exc:
         raise FormatError(str(exc).splitlines()[0]) from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits(), a bad date
+        raise _value_error(text, exc) from None
     if data is None:
         data = CommentedMap()
     mapping, sequence, offset = _yaml_indent(text)
@@ -255,13 +297,29 @@ def load_toml(text: str) -> TreeDocument:
         data = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
         raise FormatError(f"line {exc.line}: {str(exc).split(' at line')[0]}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply") from None
+    except ValueError as exc:
+        raise _value_error(text, exc) from None
     return TreeDocument(data, tomlkit.dumps, _to_toml)
 
 
 def _to_toml(value: Any) -> Any:
-    if value is None:
-        raise dotted_path.PathError("TOML has no null value")
-    return plain(value)
+    for item in _leaves(value):
+        if item is None:
+            raise dotted_path.PathError("TOML has no null value")
+        if isinstance(item, bytes):
+            raise dotted_path.PathError("a binary value (!!binary) has no TOML form")
+    return _string_keys(plain(value))
+
+
+def _string_keys(value: Any) -> Any:
+    """TOML keys are strings: a plan's ``{1: x}`` becomes ``"1" = x``."""
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 LOADERS: dict[str, Callable[[str], TreeDocument]] = {

@@ -123,6 +123,7 @@ class TestGenerationHandler:
         {"template", "content", "target", "vars", "overwrite", "framework", "subject"}
     )
     path_keys: ClassVar[frozenset[str]] = frozenset({"target", "subject"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
@@ -161,7 +162,7 @@ class TestGenerationHandler:
         if not ctx.files.is_file(subject):
             raise HandlerError(f"subject {subject_rel}: file not found")
         target_key = task.params.get("target") or default_target(subject_rel, framework)
-        path = ctx.resolve(target_key, key="target")
+        path = ctx.resolve(target_key, key="target", write=True)
         rel = ctx.relative(path)
         old = read_existing(ctx, path, rel)
         body = render_task(task, ctx, self._variables(ctx, subject, rel, framework),

@@ -53,6 +53,7 @@ class Controller:
         self.status_shown = False
         self.collector = ResultCollector(self._task_id_of, self._final)
         runner.confirmed = self._confirmed
+        runner.live_written = lambda: self.history.harness_written if self.history is not None else None
 
     # -- the run's start --------------------------------------------------------------------------
     def start(self, selected: set[str]) -> Coordinator:

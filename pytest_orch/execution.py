@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.handler import Outcome, TaskContext
@@ -14,6 +14,7 @@ from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
 from pytest_orch.ratelimit import TokenBucket, buckets_for
 from pytest_orch.session import OrchSession, is_worker
+from pytest_orch.state import read_written_digests
 
 
 class TaskRunner:
@@ -29,6 +30,9 @@ class TaskRunner:
         self.files = ProjectFiles(dry_run=session.settings.dry_run)
         self.interactive = interactive(session)
         self._buckets: dict[str, TokenBucket] | None = None
+        self._written: Mapping[str, str | None] | None = None
+        self.live_written: Callable[[], Mapping[str, str | None] | None] = lambda: None
+        """The controller's history, when there is one: what this run's tasks have written so far."""
 
     def context(self, task: Task) -> TaskContext:
         settings = self.session.settings
@@ -42,7 +46,18 @@ class TaskRunner:
             confirmed=self.confirmed(task.id),
             interactive=self.interactive,
             files=self.files,
+            written_digests=self.written_digests(),
         )
+
+    def written_digests(self) -> Mapping[str, str | None]:
+        """The state's digests of what tasks wrote: the run's live view on the controller; a worker
+        reads the store once (what earlier runs wrote is what a guard like ``overwrite: false`` needs)."""
+        live = self.live_written()
+        if live is not None:
+            return live
+        if self._written is None:
+            self._written = read_written_digests(self.session.settings.root)
+        return self._written
 
     def execute(self, task: Task) -> Outcome:
         """Run the task's handler; an expected handler error becomes a failed outcome.

@@ -335,5 +335,11 @@ def why_stale(
 
 
 def up_to_date_message(record: _Record) -> str:
-    """Return the skip reason for an up-to-date task: ``up to date (run 3 at 2026-11-21T20:01:02Z)``."""
-    return f"up to date (run {record.since_run} at {record.since})"
+    """Return the skip reason for an up-to-date task: ``up to date (run 3 at 2026-11-21T20:01:02Z)``.
+
+    When that run's handler itself found the task up to date, its words follow (``docs/x.md: edited by
+    hand since generated; ...``): a guard that held once keeps saying so on every later run.
+    """
+    since = f"up to date (run {record.since_run} at {record.since})"
+    message = getattr(record, "message", "")  # optional in _Record: older callers pass records without it
+    return f"{since}: {message}" if record.outcome == "up_to_date" and message else since

@@ -13,6 +13,7 @@ from pytest_orch.errors import HandlerError
 from pytest_orch.outcomes import Status
 from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
+from pytest_orch.write_guard import protected_folder, refusal
 
 
 @dataclass
@@ -51,11 +52,15 @@ class TaskContext:
     log: Callable[[str], None] = lambda line: None
     files: ProjectFiles = field(default_factory=lambda: ProjectFiles(dry_run=False))
     """Read and write project files through this: a dry run keeps its writes in memory."""
+    written_digests: Mapping[str, str | None] = field(default_factory=dict)
+    """What the plan's tasks last wrote: project-relative path -> sha256 of the bytes left there (None:
+    deleted), as the state stores it. A file whose digest differs was changed by someone else since."""
 
-    def resolve(self, path: str | os.PathLike[str], key: str = "path") -> Path:
+    def resolve(self, path: str | os.PathLike[str], key: str = "path", *, write: bool = False) -> Path:
         """Return ``path`` resolved inside the project root, symlinks included.
 
-        Raises HandlerError for an absolute path or ``..`` that leads outside the root.
+        Raises HandlerError for an absolute path or ``..`` that leads outside the root, and with
+        ``write`` for a path inside ``.git/`` or ``.orch/`` (tasks may read those, never write them).
         """
         root = self.real_root
         candidate = Path(path)
@@ -63,6 +68,10 @@ class TaskContext:
         resolved = full.resolve()
         if resolved != root and root not in resolved.parents:
             raise HandlerError(f"{key}: {str(path)!r} is outside the project root {root}")
+        if write:
+            folder = protected_folder(resolved.relative_to(root).as_posix())
+            if folder is not None:
+                raise HandlerError(refusal(key, str(path), folder))
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -90,6 +99,8 @@ class Handler(Protocol):
     :cvar writes_files: True when the handler changes files, so a dirty work tree stops it.
     :cvar path_keys: optional; keys whose value is a path, checked to stay inside the project
         root when the plan is loaded (``TaskContext.resolve`` checks symlinks when it runs).
+    :cvar write_keys: optional; the path keys the handler writes to, refused inside ``.git/`` and
+        ``.orch/`` when the plan is loaded; resolve them with ``ctx.resolve(value, key, write=True)``.
     :cvar needs_confirmation: optional; True for a step a person does: it runs only once
         confirmed (``--confirm ID``, or a "y" at the prompt), and blocks its dependents until then.
     :cvar knows_changes: optional; True when ``Outcome.changed`` lists everything the task

@@ -410,6 +410,15 @@ class StateStore:
         return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+def read_written_digests(root: Path) -> dict[str, str | None]:
+    """``harness_written()`` of the project's store, read-only; empty when there is no usable store."""
+    try:
+        with StateStore.open(root, readonly=True) as store:
+            return store.harness_written()
+    except (StateError, sqlite3.Error):
+        return {}
+
+
 class _tx:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises; inside another, part of it."""
 

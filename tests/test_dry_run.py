@@ -78,7 +78,7 @@ def test_dry_run_shows_diffs_and_writes_reports_only_where_asked(project):
     result.stdout.fnmatch_lines([
         "*dry run: what would change*",
         "--- a/package.json", "+++ b/package.json",
-        '+      "src/routes/**/*.ts"*',
+        '+    "collectCoverageFrom": ["src/services/**/*.ts", "src/routes/**/*.ts"],',  # stays inline
         "--- a/.github/workflows/ci.yml",
         "-        continue-on-error: true",
         "-fail_under = 60  # raise me", "+fail_under = 85  # raise me",

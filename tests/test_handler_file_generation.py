@@ -11,6 +11,7 @@ from pytest_orch.handlers.file_generation import FileGenerationHandler
 
 from pytest_orch.errors import HandlerError, PlanError
 from pytest_orch.fileio import atomic_write, unified_diff
+from pytest_orch.fingerprint import sha256_bytes
 
 HANDLER = FileGenerationHandler()
 
@@ -24,11 +25,11 @@ Owner: {{ owner }}
 """
 
 
-def generate(root, dry_run=False, variables=None, **params):
+def generate(root, dry_run=False, variables=None, written_digests=None, **params):
     task = make_task("file_generation", **params)
     HANDLER.validate(task)
     ctx = make_ctx(root, dry_run=dry_run, variables=variables or {},
-                   templates_dir=root / "phases" / "templates")
+                   templates_dir=root / "phases" / "templates", written_digests=written_digests or {})
     return HANDLER.run(task, ctx)
 
 
@@ -81,14 +82,28 @@ def test_missing_template_is_named(project):
 def test_existing_different_file_is_left_alone_unless_overwrite(tmp_path):
     path = write(tmp_path, "a.txt", "mine\n")
     outcome = generate(tmp_path, content="generated\n", target="a.txt")
-    assert_status(outcome, "passed")
-    assert outcome.message == "a.txt exists and differs; overwrite is false, left alone"
+    assert_status(outcome, "up_to_date")
+    assert outcome.message == "a.txt: exists and was not written by this plan; overwrite: true replaces it"
     assert outcome.changed == [] and path.read_text() == "mine\n"
     replaced = generate(tmp_path, content="generated\n", target="a.txt", overwrite=True)
     assert_status(replaced, "passed")
     assert replaced.changed == ["a.txt"]
     assert "-mine\n+generated\n" in replaced.diff
     assert path.read_text() == "generated\n"
+
+
+def test_overwrite_false_follows_the_digest_of_what_the_plan_wrote(tmp_path):
+    path = write(tmp_path, "a.txt", "first\n")
+    plan_wrote = {"a.txt": sha256_bytes(b"first\n")}
+    regenerated = generate(tmp_path, content="second\n", target="a.txt", written_digests=plan_wrote)
+    assert_status(regenerated, "passed")
+    assert path.read_text() == "second\n" and regenerated.changed == ["a.txt"]
+    path.write_text("second, edited\n")
+    kept = generate(tmp_path, content="third\n", target="a.txt",
+                    written_digests={"a.txt": sha256_bytes(b"second\n")})
+    assert_status(kept, "up_to_date")
+    assert kept.message == "a.txt: edited by hand since generated; overwrite: true replaces it"
+    assert path.read_text() == "second, edited\n"
 
 
 def test_dry_run_shows_diff_and_writes_nothing(project):

@@ -25,6 +25,7 @@ from pytest_orch.plan.model import (
 )
 from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
+from pytest_orch.write_guard import protected_folder, refusal
 
 FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars"})
 PHASE_KEYS = frozenset({"phase", "name", "depends_on", "vars", "groups", "checkpoints"})
@@ -226,6 +227,8 @@ class PlanBuilder:
                 self.check.errors.append(err)
             for key in sorted(getattr(handler, "path_keys", ())):
                 self._inside_root(task, key, task.params.get(key))
+            for key in sorted(getattr(handler, "write_keys", ())):
+                self._writable(task, key, task.params.get(key))
         for pattern in task.inputs:
             self._inside_root(task, "inputs", pattern)
         return task
@@ -241,6 +244,15 @@ class PlanBuilder:
         full = os.path.normpath(os.path.join(root, value))
         if full != root and not full.startswith(root + os.sep):
             self.check.error(task.loc_of(key), f"task {task.id!r}: {key}: {value!r} is outside the project root")
+
+    def _writable(self, task: Task, key: str, value: Any) -> None:
+        """A path the handler writes must not lie in .git/ or .orch/ (lexical, like _inside_root)."""
+        if not isinstance(value, str) or not value:
+            return
+        root = os.path.normpath(self.root.absolute())
+        folder = protected_folder(os.path.relpath(os.path.normpath(os.path.join(root, value)), root))
+        if folder is not None:
+            self.check.error(task.loc_of(key), f"task {task.id!r}: {refusal(key, value, folder)}")
 
     def _cross_check(self, phases: list[Phase]) -> None:
         """Duplicate ids, references to unknown tasks, groups, phases and pools."""
