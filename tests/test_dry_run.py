@@ -1,6 +1,7 @@
 """--dry-run: every handler says what it would change, with a diff, and nothing on disk changes."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -101,3 +102,75 @@ def test_real_run_applies_what_the_dry_run_showed_then_is_up_to_date(project):
     project.runpytest("--force").assert_outcomes(passed=6)  # forced: every task runs; edits change nothing
     assert {k: v for k, v in snapshot(project.path).items() if not k.startswith(".orch")} == \
         {k: v for k, v in after.items() if not k.startswith(".orch")}
+
+
+WORKFLOW = "name: ci\njobs:\n  test:\n    runs-on: ubuntu-latest\n"
+FOUR_EDITS = """
+phase: 1
+groups:
+  - id: ci
+    execution: sequential
+    tasks:
+      - {id: "1.1", type: config_edit, file: ci.yml, set: {jobs.test.timeout-minutes: 10}}
+      - {id: "1.2", type: config_edit, file: ci.yml, set: {jobs.lint.runs-on: ubuntu-latest}}
+      - {id: "1.3", type: config_edit, file: ci.yml, set: {jobs.lint.timeout-minutes: 5}}
+      - {id: "1.4", type: config_edit, file: ci.yml, set: {env.CI: "true"}}
+"""
+
+
+def test_each_dry_run_edit_is_shown_against_the_previous_one(pytester):
+    (pytester.path / "ci.yml").write_text(WORKFLOW)
+    pytester.makefile(".yaml", **{"phases/p1": FOUR_EDITS})
+    result = pytester.runpytest("--dry-run", "--orch-report=reports")
+    result.assert_outcomes(passed=4)
+    assert (pytester.path / "ci.yml").read_text() == WORKFLOW
+    tasks = {t["id"]: t for t in json.loads((pytester.path / "reports" / "run.json").read_text())["tasks"]}
+    added = {task_id: [line for line in t["diff"].splitlines() if line.startswith("+") and not line.startswith("+++")]
+             for task_id, t in tasks.items()}
+    assert added == {
+        "1.1": ["+    timeout-minutes: 10"],
+        "1.2": ["+  lint:", "+    runs-on: ubuntu-latest"],
+        "1.3": ["+    timeout-minutes: 5"],  # under a key only 1.2's would-be edit creates
+        "1.4": ["+env:", "+  CI: 'true'"],
+    }
+    assert " timeout-minutes: 10" in tasks["1.4"]["diff"] or "lint" in tasks["1.4"]["diff"]
+    result.stdout.fnmatch_lines(["[[]1.1[]] would edit ci.yml", "*+    timeout-minutes: 10",
+                                 "[[]1.2[]] would edit ci.yml", "[[]1.3[]] would edit ci.yml",
+                                 "[[]1.4[]] would edit ci.yml"])
+
+
+def test_a_dry_run_previews_past_an_unconfirmed_manual_step_and_exits_0(pytester):
+    pytester.makefile(".yaml", **{"phases/p1": """
+        phase: 1
+        groups:
+          - id: a
+            tasks:
+              - {id: "1.1", type: manual, instructions: "Create the deploy key"}
+              - {id: "1.2", type: file_generation, target: deploy.md, content: "key made\\n", depends_on: ["1.1"]}
+        """})
+    result = pytester.runpytest("--dry-run", "-rs")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*would wait for --confirm 1.1*", "[[]1.2[]] would create deploy.md"])
+    assert not (pytester.path / "deploy.md").exists()
+    assert pytester.runpytest().ret == pytest.ExitCode.TESTS_FAILED  # a real run still waits
+
+
+def test_a_dry_run_names_the_tasks_a_real_run_would_refuse(pytester):
+    (pytester.path / "notes.md").write_text("mine\n")
+    pytester.makefile(".yaml", **{"phases/p1": """
+        phase: 1
+        groups:
+          - id: a
+            tasks:
+              - {id: "1.1", type: config_edit, file: notes.md, replace: [{pattern: mine, with: theirs}]}
+        """})
+    for args in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"],
+                 ["add", "phases"], ["commit", "-qm", "plan"]):
+        subprocess.run(["git", *args], cwd=pytester.path, check=True, capture_output=True)
+    result = pytester.runpytest("--dry-run")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["[[]1.1[]] a real run would refuse it: refused: the git work tree has uncommitted "
+                                 "changes the plan did not make: notes.md*"])
+    assert pytester.runpytest().ret == pytest.ExitCode.TESTS_FAILED
+    assert (pytester.path / "notes.md").read_text() == "mine\n"

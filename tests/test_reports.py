@@ -114,3 +114,40 @@ def test_timeline_picture_has_a_bar_per_task_with_its_outcome(ran):
     assert sorted(tip.split(":")[0] for tip in tips) == ["1.1 Say hello", "1.2", "1.3", "1.4", "1.check"]
     assert any(tip.startswith("1.2: failed") for tip in tips)
     result.stdout.fnmatch_lines(["reports: *junit.xml, *run.json, *timeline.svg"])
+
+
+SUITE_PROPERTIES = """
+import pytest
+
+
+def test_records(record_testsuite_property, record_property, record_xml_attribute):
+    record_testsuite_property("build", "1234")
+    record_property("owner", "qa")
+    record_xml_attribute("flavour", "x")
+
+
+@pytest.fixture
+def broken():
+    yield
+    raise RuntimeError("teardown broke")
+
+
+def test_teardown_error(broken):
+    pass
+"""
+
+
+def test_junit_beside_junitxml_with_suite_name_properties_and_errors(pytester):
+    pytester.makefile(".yaml", **PLAN)
+    pytester.makepyfile(test_unit=SUITE_PROPERTIES)
+    pytester.makeini("[pytest]\njunit_suite_name = roadmap\n")
+    result = pytester.runpytest("--junitxml=ci/results.xml", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*record_property is incompatible with junit_family 'xunit2'*"])
+    for path in (pytester.path / "reports" / "junit.xml", pytester.path / "ci" / "results.xml"):
+        SCHEMA.validate(str(path))
+        suite = ET.parse(path).getroot().find("testsuite")
+        assert suite.get("name") == "roadmap"
+        assert [(p.get("name"), p.get("value")) for p in suite.iter("property")] == [("build", "1234")]
+        assert suite.get("errors") == "1"
+        assert len(suite.findall("testcase/error")) == 1
+    assert (pytester.path / "reports" / "junit.xml").read_bytes() == (pytester.path / "ci" / "results.xml").read_bytes()

@@ -115,13 +115,59 @@ def test_timeout_kills_the_whole_process_tree(pytester):
     result = pytester.runpytest_subprocess()
     assert time.monotonic() - started < 30
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*task 1.1 (command) failed*"])
+    # the handler's own deadline: one line, and pytest-timeout (its backstop) never fired
+    result.stdout.fnmatch_lines(["*task 1.1 (command) failed: timed out after 1 s"])
+    result.stdout.no_fnmatch_line("*Timeout*")
+    result.stdout.no_fnmatch_line("*Stack of*")
     for name in ("child.pid", "shell.pid"):
         pid = int((pytester.path / name).read_text())
         deadline = time.monotonic() + 5
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(pid), f"{name} {pid} survived the timeout"
+
+
+STUCK_HANDLER = """
+import threading
+import time
+
+from pytest_orch.handler import Outcome
+
+
+class StuckHandler:
+    keys = frozenset()
+    version = "1"
+    writes_files = False
+
+    def validate(self, task):
+        pass
+
+    def inputs(self, task, ctx):
+        return []
+
+    def run(self, task, ctx):
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a second thread
+        time.sleep(60)  # stuck in Python: only the backstop can stop it
+        return Outcome("passed")
+
+
+def pytest_orch_handler_types():
+    return {"stuck": StuckHandler}
+"""
+
+
+def test_a_handler_stuck_in_python_is_stopped_by_the_backstop_in_one_line(pytester):
+    pytester.makeconftest(STUCK_HANDLER)
+    plan(pytester, ['{id: "1.1", type: stuck, timeout: 1}',
+                    '{id: "1.2", type: command, run: "true"}'])
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess()
+    assert time.monotonic() - started < 30
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*task 1.1 (stuck) failed: timed out after 1 s (the handler did not return; "
+                                 "stopped after 3 s)"])
+    result.stdout.no_fnmatch_line("*Stack of*")  # pytest-timeout's dump of every thread
+    result.stdout.no_fnmatch_line("*+++++*Timeout*")
 
 
 def _alive(pid):
