@@ -171,6 +171,8 @@ class Coordinator:
             earlier = self.decisions.get(dep)
             if earlier is not None and earlier.not_run is NotRun.UNCONFIRMED and self.flags.dry_run:
                 return None  # a dry run previews what follows a manual step as if it were done
+            if outcome is Status.SKIPPED and (earlier is None or earlier.runs):
+                return Decision(NotRun.DEPENDENCY, f"dependency {dep} was skipped by its handler", blocked_by=dep)
             if earlier is not None and earlier.blocked_by:
                 cause = _cause(earlier)
                 return Decision(NotRun.DEPENDENCY, f"dependency {dep} was not done: {cause}",

@@ -26,7 +26,8 @@ class TaskRunner:
 
     def __init__(self, session: OrchSession, confirmed: Callable[[str], bool] | None = None) -> None:
         self.session = session
-        self.confirmed = confirmed or (lambda task_id: False)
+        worker = is_worker(session.config)
+        self.confirmed = confirmed or (lambda task_id: worker)
         self.files = ProjectFiles(dry_run=session.settings.dry_run)
         self.interactive = interactive(session)
         self._buckets: dict[str, TokenBucket] | None = None

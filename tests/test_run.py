@@ -196,6 +196,16 @@ def test_unconfirmed_manual_step_blocks_dependents_until_confirmed(pytester):
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_a_confirmed_manual_step_passes_on_a_worker_and_its_dependents_run(pytester):
+    plan(pytester, [
+        '{id: "1.1", type: manual, instructions: "Enable branch protection on main"}',
+        '{id: "1.2", type: command, run: "touch ran-1.2", depends_on: ["1.1"]}',
+    ])
+    result = pytester.runpytest_subprocess("-n", "2", "--confirm", "1.1")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "ran-1.2").exists()
+
+
 def test_exitfirst_keeps_its_pytest_meaning(pytester):
     plan(pytester, [
         '{id: "1.1", type: command, run: "false", on_failure: continue}',
