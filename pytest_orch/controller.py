@@ -8,6 +8,7 @@ coordinator what to do with each due item and reports an item that is not run th
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 from pathlib import Path
@@ -23,8 +24,8 @@ from pytest_orch.gitstate import dirty_excluding, git_status
 from pytest_orch.history import History, open_history
 from pytest_orch.outcomes import Decision, RunOutcome, Status
 from pytest_orch.reports.junit import default_classname, write_junit
+from pytest_orch.reports.pictures import write_pictures
 from pytest_orch.reports.run_json import write_run_json
-from pytest_orch.reports.timeline import write_timeline
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
 from pytest_orch.session import OrchSession
@@ -291,7 +292,7 @@ class Controller:
         if not self.junit_paths:
             return []
         folder = self.session.settings.report_dir
-        return [*self.junit_paths, folder / "run.json", folder / "timeline.svg"]
+        return [*self.junit_paths, folder / "run.json", folder / "timeline.svg", folder / "index.html"]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -337,15 +338,12 @@ class Controller:
             finished=time.time(), outcome=outcome.value, git_clean=self.git_clean,
             dry_run=session.settings.dry_run, results=results, plan=session.plan,
         )
-        write_timeline(session.settings.report_dir / "timeline.svg", results, self._label,
-                       f"pytest-orch run {self.run_id} ({outcome.value})")
-
-    def _label(self, result: TaskResult) -> str:
-        if result.task_id is None:
-            return result.nodeid.rsplit("::", 1)[-1]
-        task = self.session.plan.tasks[result.task_id]
-        name = task.name if task.name != task.id else ""
-        return f"{task.id} {name}"[:34].rstrip()
+        write_pictures(
+            session.settings.report_dir, results, session.plan, session.graph, run_id=self.run_id,
+            started=self.started, outcome=outcome, git_clean=self.git_clean, dry_run=session.settings.dry_run,
+            command=shlex.join(["pytest", *self.config.invocation_params.args]),
+            blocked=self.coordinator.blocked_critical() if self.coordinator else (),
+            store=self.history.store if self.history else None)
 
     def _ordered_results(self) -> list[TaskResult]:
         order = {task_id: i for i, task_id in enumerate(self.session.plan.tasks)}
