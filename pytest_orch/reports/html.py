@@ -7,7 +7,6 @@ HTML script element (``<``, ``>``, ``&`` and the JavaScript line separators as \
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -21,17 +20,10 @@ from markupsafe import Markup
 from pytest_orch.dag import Graph
 from pytest_orch.fileio import atomic_write
 from pytest_orch.plan.model import Plan
-from pytest_orch.reports.view import History, PastRun, RunInfo, build_view
+from pytest_orch.reports.view import History, PastRun, RunInfo, build_view, script_json
 from pytest_orch.results import TaskResult
 
 HISTORY_RUNS = 10
-_SCRIPT_SAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
-                0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def script_json(data: Any) -> str:
-    """JSON that cannot end or open an HTML element, whatever the strings in it hold."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 @cache

@@ -7,12 +7,13 @@ large plan would otherwise pass the report's size budget), so a 50 MB output is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_orch.dag import Graph, remaining_path
-from pytest_orch.plan.model import Plan
+from pytest_orch.plan.model import Plan, Task
 from pytest_orch.reports.run_json import iso
 from pytest_orch.reports.verdict import Verdict
 from pytest_orch.results import TaskResult
@@ -22,6 +23,8 @@ DIFF_HEAD = 20 * 1024
 # every task's output and diff together; beyond it each is cut further so the page stays small
 TEXT_BUDGET = 1_200_000
 MESSAGE_MAX = 2000
+_SCRIPT_SAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 @dataclass(frozen=True)
@@ -99,14 +102,32 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def script_json(data: Any) -> str:
+    """JSON that cannot end or open an HTML element, whatever the strings in it hold."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_SCRIPT_SAFE)
+
+
+def _needs(task: Task, plan: Plan) -> list[str]:
+    """What a task waits for, as the plan says it: tasks, its group's groups, its phase's phases."""
+    needs = list(task.depends_on)
+    if not task.is_checkpoint:
+        needs += [f"group {g}" for g in plan.group(task.phase, task.group).depends_on]
+    needs += [f"phase {p}" for p in plan.phase(task.phase).depends_on]
+    return needs
+
+
 def _budgets(results: Sequence[TaskResult]) -> tuple[int, int]:
-    """Per-task output and diff limits: the defaults, halved until the whole plan fits the budget."""
+    """Per-task output and diff limits: the defaults, halved until the whole plan fits the budget.
+
+    Measured as embedded (JSON-escaped), since a newline or a control character grows there.
+    """
     out_limit, diff_limit = OUTPUT_TAIL, DIFF_HEAD
     while True:
-        total = sum(min(len(r.output or r.stdout), out_limit) + min(len(r.diff), diff_limit) for r in results)
-        if total <= TEXT_BUDGET or out_limit <= 256:
+        total = sum(len(script_json(cut_tail(r.output or r.stdout, out_limit))) +
+                    len(script_json(cut_head(r.diff, diff_limit))) for r in results)
+        if total <= TEXT_BUDGET or diff_limit <= 64:
             return out_limit, diff_limit
-        out_limit, diff_limit = out_limit // 2, diff_limit // 2
+        out_limit, diff_limit = max(64, out_limit // 2), diff_limit // 2
 
 
 def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: RunInfo,
@@ -137,7 +158,8 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
             "type": task.type if task else "pytest",
             "tags": list(task.tags) if task else [],
             "critical": task.critical if task else True,
-            "depends_on": sorted(graph.requires.get(task.id, ())) if task else [],
+            # as declared: the expanded edges of a phase dependency grow with the square of the plan
+            "needs": _needs(task, plan) if task else [],
             "declared": list(task.depends_on) if task else [],
             "outcome": result.outcome,
             "attempts": result.attempts,

@@ -22,7 +22,7 @@
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
   }
-  const label = o => String(o).replace("_", " ");
+  const label = o => String(o).replace(/_/g, " ");
   const secs = v => (v === null || v === undefined) ? "-" : (v < 10 ? v.toFixed(3) : v.toFixed(1)) + " s";
 
   // -- header ---------------------------------------------------------------------------------
@@ -43,26 +43,34 @@
     const timed = DATA.tasks.filter(t => t.spans.length);
     if (!timed.length) { view.appendChild(el("p", {}, "no task ran")); return; }
     const lanes = [...new Set(timed.map(t => t.worker))].sort();
-    const end = Math.max(...timed.map(t => Math.max(...t.spans.map(s => s[1] || 0))), 1e-3);
+    // the axis starts at the first task's start, not the session's
+    const origin = Math.min(...timed.map(t => t.spans[0][0]));
+    const end = Math.max(Math.max(...timed.map(t => Math.max(...t.spans.map(s => s[1] || 0)))) - origin, 1e-3);
     const LEFT = 70, ROW = 26, TOP = 40, W = Math.max(900, Math.min(4000, timed.length * 4));
     const scale = (W - LEFT - 20) / end;
-    const height = TOP + ROW * lanes.length + 20;
+    const height = TOP + ROW * lanes.length + 30;
     const root = svg("svg", {width: W, height: height, id: "timeline-svg"});
     // phase bands: from a phase's first start to its last end, behind the bars
     DATA.phases.forEach((phase, i) => {
       const ts = timed.filter(t => t.phase === phase.id);
       if (!ts.length) return;
       const a = Math.min(...ts.map(t => t.spans[0][0])), b = Math.max(...ts.map(t => t.spans[t.spans.length - 1][1]));
-      const x = LEFT + a * scale, w = Math.max(2, (b - a) * scale);
+      const x = LEFT + (a - origin) * scale, w = Math.max(2, (b - a) * scale);
       root.appendChild(svg("rect", {x: x, y: TOP - 14, width: w, height: height - TOP, "class": "band",
         fill: i % 2 ? "#3b6fb6" : "#b6843b", "data-phase": phase.id}));
       root.appendChild(svg("text", {x: x + 2, y: TOP - 18, "class": "phase-label"}, "phase " + phase.id + " " + phase.name));
     });
+    const step = end / 8;
+    for (let i = 0; i <= 8; i++) {  // a time axis: eight ticks
+      const x = LEFT + i * step * scale;
+      root.appendChild(svg("line", {x1: x, x2: x, y1: TOP - 4, y2: height - 16, stroke: "#e4e4e4"}));
+      root.appendChild(svg("text", {x: x, y: height - 4, "text-anchor": "middle", "class": "tick"}, secs(i * step)));
+    }
     lanes.forEach((lane, i) => root.appendChild(svg("text", {x: 4, y: TOP + i * ROW + 16, "class": "lane"}, lane)));
     for (const t of timed) {
       const row = lanes.indexOf(t.worker);
       t.spans.forEach((s, n) => {
-        const x = LEFT + s[0] * scale, w = Math.max(2, ((s[1] || s[0]) - s[0]) * scale);
+        const x = LEFT + (s[0] - origin) * scale, w = Math.max(2, ((s[1] || s[0]) - s[0]) * scale);
         const bar = svg("rect", {x: x, y: TOP + row * ROW + 3, width: w, height: ROW - 8, rx: 2, fill: COLOURS[s[2]] || "#999",
           "class": "bar" + (onPath.has(t.id) ? " crit" : ""), "data-task": t.id, "data-attempt": n + 1});
         bar.appendChild(svg("title", {}, t.id + " " + t.name + ": " + label(s[2]) + (t.spans.length > 1 ? " (attempt " + (n + 1) + ")" : "") +
@@ -102,8 +110,7 @@
     const root = svg("svg", {width: width * zoom, height: height * zoom, viewBox: "0 0 " + width + " " + height, id: "graph-svg"});
     DATA.phases.forEach((phase, col) => root.appendChild(svg("text", {x: 10 + col * COLW, y: 16, "class": "lane"},
       "phase " + phase.id + ": " + phase.name + (phase.depends_on.length ? "  (after " + phase.depends_on.join(", ") + ")" : ""))));
-    const edges = svg("g", {});
-    root.appendChild(edges);
+    const edges = svg("g", {"pointer-events": "none"});  // drawn over the boxes, appended at the end
     for (const [key, b] of boxes) {
       const g = svg("g", {"class": "groupbox", "data-group": key});
       g.appendChild(svg("rect", {x: b.x, y: b.y, width: BOXW, height: b.h, rx: 4, fill: "#fafafa", stroke: "#bbb"}));
@@ -137,8 +144,15 @@
     // edges as declared: task -> task; a group's depends_on as box -> box (not one line per task pair)
     const anchor = id => { const p = pos.get(id); return p ? {x1: p.x + BOXW - 16, x0: p.x, y: p.y + ROWH / 2} : null; };
     const line = (a, b, cls) => {
-      const mx = (a.x1 + b.x0) / 2;
-      edges.appendChild(svg("path", {d: "M" + a.x1 + " " + a.y + " C" + mx + " " + a.y + " " + mx + " " + b.y + " " + b.x0 + " " + b.y, "class": "edge " + cls}));
+      let d;
+      if (b.x0 > a.x1) {  // to a later column: from the right side to the left side
+        const mx = (a.x1 + b.x0) / 2;
+        d = "M" + a.x1 + " " + a.y + " C" + mx + " " + a.y + " " + mx + " " + b.y + " " + b.x0 + " " + b.y;
+      } else {  // within a column: a bow on the left side
+        const x = Math.min(a.x0 !== undefined ? a.x0 : a.x1, b.x0), bow = x - 6 - Math.min(40, Math.abs(b.y - a.y) / 4);
+        d = "M" + x + " " + a.y + " C" + bow + " " + a.y + " " + bow + " " + b.y + " " + x + " " + b.y;
+      }
+      edges.appendChild(svg("path", {d: d, "class": "edge " + cls}));
     };
     for (const t of DATA.tasks) {
       for (const dep of t.declared) {
@@ -159,6 +173,7 @@
         if (a && b) line(a, b, "critedge");
       }
     }
+    root.appendChild(edges);
     view.appendChild(root);
   }
 
@@ -232,7 +247,7 @@
     const past = t.history.filter(h => h[2] !== null && h[1] !== "skipped");
     const mean = past.length ? past.reduce((a, h) => a + h[2], 0) / past.length : null;
     fact("duration", secs(t.duration) + (mean !== null ? " (mean of " + past.length + " recorded runs: " + secs(mean) + ")" : ""));
-    if (t.depends_on.length) fact("needs", t.depends_on.join(", "));
+    if (t.needs.length) fact("needs", t.needs.join(", "));
     if (t.tags.length) fact("tags", t.tags.join(", "));
     box.appendChild(facts);
     box.appendChild(el("h4", {}, "attempts"));
