@@ -18,6 +18,7 @@ ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has u
 REPORT_HELP = "where reports go (default: reports/)"
 POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
 STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -47,6 +48,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-report", dest="orch_report", metavar="DIR", help=REPORT_HELP)
     group.addoption("--pool", dest="orch_pool", action="append", metavar="NAME=N", help=POOL_HELP)
     group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
+    group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
 
 
@@ -69,6 +71,7 @@ class Settings:
     """--orch-report was given: a dry run writes reports only then (or with --junitxml)."""
     pools: dict[str, int] = field(default_factory=dict)
     status: bool = False
+    graph: str | None = None
 
     @property
     def has_plan(self) -> bool:
@@ -109,4 +112,5 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_named=bool(report),
         pools=pools,
         status=config.getoption("orch_status"),
+        graph=config.getoption("orch_graph", None),
     )

@@ -49,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
         compat.run_in_process(config)
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
+    if settings.graph and not worker:
+        from pytest_orch.graph_cli import GraphPrinter
+
+        config.pluginmanager.register(GraphPrinter(orch, settings.graph), "orch-graph")
     runner = config.stash[RUNNER_KEY] = TaskRunner(orch)
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(timeouts, "orch-timeouts")
