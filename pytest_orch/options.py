@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has u
 REPORT_HELP = "where reports go (default: reports/)"
 POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
 STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level notify key (see the README)"
 GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
 
@@ -50,6 +52,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
     group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
+    parser.addini("orch_notify", NOTIFY_HELP, default="")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Settings:
     pools: dict[str, int] = field(default_factory=dict)
     status: bool = False
     graph: str | None = None
+    notify: tuple[Any, ...] = ()
 
     @property
     def has_plan(self) -> bool:
@@ -113,4 +117,20 @@ def resolve_settings(config: pytest.Config) -> Settings:
         pools=pools,
         status=config.getoption("orch_status"),
         graph=config.getoption("orch_graph", None),
+        notify=_ini_notify(config),
     )
+
+
+def _ini_notify(config: pytest.Config) -> tuple[Any, ...]:
+    """The orch_notify ini option, checked now: a mistake in it stops the run before any task (exit 4)."""
+    text = config.getini("orch_notify")
+    if not text or not text.strip():
+        return ()
+    from pytest_orch.errors import PlanError
+    from pytest_orch.notify import ini_notifiers
+
+    ini = config.inipath.name if config.inipath else "ini"
+    try:
+        return tuple(ini_notifiers(text, ini, config.rootpath))
+    except PlanError as err:
+        raise pytest.UsageError(str(err)) from None
