@@ -19,6 +19,8 @@ ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has u
 REPORT_HELP = "where reports go (default: reports/)"
 POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
 STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+PROGRESS_HELP = ("progress while the plan runs: live (a line redrawn in place), lines (one per finished phase), "
+                 "off; auto (default): live on a terminal, lines in CI or a pipe")
 NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level notify key (see the README)"
 GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
@@ -50,6 +52,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-report", dest="orch_report", metavar="DIR", help=REPORT_HELP)
     group.addoption("--pool", dest="orch_pool", action="append", metavar="NAME=N", help=POOL_HELP)
     group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
+    group.addoption("--orch-progress", dest="orch_progress", choices=("auto", "live", "lines", "off"),
+                    default="auto", help=PROGRESS_HELP)
     group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
     parser.addini("orch_notify", NOTIFY_HELP, default="")
@@ -76,6 +80,7 @@ class Settings:
     status: bool = False
     graph: str | None = None
     notify: tuple[Any, ...] = ()
+    progress: str = "auto"
 
     @property
     def has_plan(self) -> bool:
@@ -118,6 +123,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         status=config.getoption("orch_status"),
         graph=config.getoption("orch_graph", None),
         notify=_ini_notify(config),
+        progress=config.getoption("orch_progress", "auto"),
     )
 
 

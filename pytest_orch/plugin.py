@@ -62,6 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
         config.pluginmanager.register(controller, "orch-controller")
+        if not settings.status and not settings.graph:
+            from pytest_orch.reports.progress import Progress
+
+            config.pluginmanager.register(Progress(runtime, settings.progress), "orch-progress")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
         if worker:
