@@ -144,3 +144,10 @@ def test_a_click_on_a_task_shows_its_diff_and_nothing_injected_runs(report, brow
     png = shot.read_bytes()
     width, height = struct.unpack(">II", png[16:24])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and width >= 1400 and height >= 1000 and len(png) > 20_000
+
+
+@pytest.mark.parametrize("args", [["--collect-only"], ["--orch-status"], ["--orch-graph", "json"]])
+def test_no_report_page_when_nothing_runs(pytester, args):
+    pytester.makefile(".yaml", **PLAN)
+    pytester.runpytest(*args)
+    assert not (pytester.path / "reports" / "index.html").exists()

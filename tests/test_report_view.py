@@ -100,7 +100,7 @@ def test_the_critical_path_follows_the_longest_chain_of_durations(tmp_path):
 def test_the_verdict_names_the_real_cause(tmp_path):
     plan, _ = big_plan(tmp_path, 1, 1, 3)
     results = results_for(plan)
-    assert verdict("passed", results, plan, []).headline == "passed"
+    assert verdict("passed", results, plan, []).headline == "passed: every selected critical task is done"
     results[1].outcome = "failed"
     failed = verdict("failed", results, plan, [])
     assert (failed.outcome, failed.cause, failed.tasks) == ("failed", Cause.FAILED_TASK, ("1.0.1",))

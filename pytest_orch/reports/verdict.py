@@ -53,7 +53,9 @@ class Verdict:
             return f"blocked: task {names} refused to run on a dirty work tree"
         if self.cause is Cause.INTERRUPTED:
             return "interrupted"
-        return self.outcome
+        if self.outcome == "failed":
+            return "failed"
+        return "passed: every selected critical task is done"
 
 
 def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Sequence[Blocked]) -> Verdict:
