@@ -151,3 +151,23 @@ def test_no_report_page_when_nothing_runs(pytester, args):
     pytester.makefile(".yaml", **PLAN)
     pytester.runpytest(*args)
     assert not (pytester.path / "reports" / "index.html").exists()
+
+
+def test_under_xdist_the_timeline_has_a_lane_per_worker(pytester):
+    pytester.makefile(".yaml", **{"phases/p1": """
+        phase: 1
+        groups:
+          - id: a
+            tasks:
+              - {id: "1.1", type: command, run: "sleep 0.5"}
+              - {id: "1.2", type: command, run: "sleep 0.5"}
+              - {id: "1.3", type: command, run: "true", depends_on: ["1.1", "1.2"]}
+        """})
+    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=3)
+    dom = dump_dom(pytester.path / "reports" / "index.html")
+    workers = {t["worker"] for t in json.loads((pytester.path / "reports" / "run.json").read_text())["tasks"]}
+    timeline = re.search(r'<svg[^>]*id="timeline-svg".*?</svg>', dom, re.S)[0]
+    lanes = re.findall(r'<text [^>]*class="lane"[^>]*>([^<]+)</text>', timeline)
+    assert sorted(lanes) == sorted(workers) and all(lane.startswith("gw") for lane in lanes)
+    bars = re.findall(r'class="bar[^"]*" data-task="([^"]+)"', timeline)
+    assert sorted(bars) == ["1.1", "1.2", "1.3"]

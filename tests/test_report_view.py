@@ -109,6 +109,7 @@ def test_the_verdict_names_the_real_cause(tmp_path):
     assert (blocked.outcome, blocked.cause) == ("blocked", Cause.DEPENDENCY_NOT_DONE)
     assert blocked.headline == "blocked: dependency 1.0.1 is not done"
     assert verdict("interrupted", results, plan, []).outcome == "interrupted"
+    assert verdict("blocked", results, plan, []).headline == "blocked"  # the controller's word is kept
 
 
 def test_a_manual_step_blocks_rather_than_fails(tmp_path):

@@ -53,8 +53,8 @@ class Verdict:
             return f"blocked: task {names} refused to run on a dirty work tree"
         if self.cause is Cause.INTERRUPTED:
             return "interrupted"
-        if self.outcome == "failed":
-            return "failed"
+        if self.outcome in ("failed", "blocked"):
+            return self.outcome
         return "passed: every selected critical task is done"
 
 
@@ -86,4 +86,6 @@ def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Se
                 return Verdict("blocked", cause, tasks, hints)
     if outcome == "failed":  # a plain test failed, or pytest itself failed the session
         return Verdict("failed", Cause.FAILED_TASK, ())
+    if outcome == "blocked":  # the controller knows a cause the decisions do not show (a spent quota)
+        return Verdict("blocked", Cause.NONE)
     return Verdict("passed", Cause.NONE)
