@@ -77,6 +77,10 @@ def test_index_html_is_written_with_the_other_reports_and_is_self_contained(repo
     assert run["counts"] == {"passed": 2, "failed": 1, "skipped": 2}
     assert run["command"].startswith("pytest -p no:cacheprovider")
     assert [h["number"] for h in data["history"]] == [2, 1]
+    assert data["history"][0]["outcome"] == "blocked" and data["history"][1]["outcome"] == "passed"
+    history = {t["id"]: [(n, o) for n, o, _ in t["history"]] for t in data["tasks"]}
+    assert history["1.3"] == [(2, "failed"), (1, "failed")]  # the first run selected 1.3 alone
+    assert history["1.1"] == [(2, "passed"), (1, None)]
     assert data["critical_path"] == ["1.1", "1.2"]
     flaky = next(t for t in data["tasks"] if t["id"] == "1.3")
     assert flaky["attempts"] == 2 and len(flaky["spans"]) == 2 and len(flaky["messages"]) == 2
