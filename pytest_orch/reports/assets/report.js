@@ -88,7 +88,8 @@
   function drawGraph() {
     const view = document.getElementById("graph-view");
     view.textContent = "";
-    const COLW = 260, BOXW = 230, ROWH = 18, HEAD = 22, GAP = 14, TOP = 34;
+    const COLW = 320, BOXW = 290, ROWH = 18, HEAD = 22, GAP = 14, TOP = 34;
+    const fit = (text, px) => { const n = Math.floor(px / 6.3); return text.length > n ? text.slice(0, n - 1) + "\u2026" : text; };
     const pos = new Map(), boxes = new Map();
     let height = 0;
     DATA.phases.forEach((phase, col) => {
@@ -114,8 +115,9 @@
     for (const [key, b] of boxes) {
       const g = svg("g", {"class": "groupbox", "data-group": key});
       g.appendChild(svg("rect", {x: b.x, y: b.y, width: BOXW, height: b.h, rx: 4, fill: "#fafafa", stroke: "#bbb"}));
-      const title = svg("text", {x: b.x + 6, y: b.y + 15, "class": "gtitle"}, (b.folded ? "\u25b8 " : "\u25be ") + b.group.id + ": " + b.group.name +
-        (b.group.depends_on.length ? " (after " + b.group.depends_on.join(", ") + ")" : ""));
+      const full = b.group.id + ": " + b.group.name + (b.group.depends_on.length ? " (after " + b.group.depends_on.join(", ") + ")" : "");
+      const title = svg("text", {x: b.x + 6, y: b.y + 15, "class": "gtitle"}, (b.folded ? "\u25b8 " : "\u25be ") + fit(full, BOXW - 30));
+      title.appendChild(svg("title", {}, full + (b.folded ? " (click to unfold)" : " (click to fold)")));
       title.addEventListener("click", () => { collapsed.has(key) ? collapsed.delete(key) : collapsed.add(key); drawGraph(); });
       g.appendChild(title);
       if (b.folded) {
@@ -133,7 +135,7 @@
           const node = svg("g", {"class": "node", "data-task": id});
           node.appendChild(svg("rect", {x: p.x, y: p.y + 2, width: BOXW - 16, height: ROWH - 4, rx: 3, fill: COLOURS[t.outcome] || "#999",
             "class": onPath.has(id) ? "crit" : ""}));
-          node.appendChild(svg("text", {x: p.x + 4, y: p.y + 13, fill: "#fff"}, (id + " " + (t.name !== id ? t.name : "")).slice(0, 40)));
+          node.appendChild(svg("text", {x: p.x + 4, y: p.y + 13, fill: "#fff"}, fit(id + " " + (t.name !== id ? t.name : ""), BOXW - 26)));
           node.appendChild(svg("title", {}, id + " " + t.name + ": " + label(t.outcome)));
           node.addEventListener("click", () => openTask(id));
           g.appendChild(node);
