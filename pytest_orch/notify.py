@@ -23,6 +23,7 @@ import yaml
 from pytest_orch.errors import Location, PlanError
 from pytest_orch.fileio import atomic_write
 from pytest_orch.plan.notify import Notifier, parse_notify
+from pytest_orch.reports.verdict import word
 
 # the verdict's outcome -> the word a notifier's `when` uses
 WHEN_OF = {"passed": "success", "failed": "failure", "blocked": "blocked", "interrupted": "failure"}
@@ -132,6 +133,7 @@ def notify_run(notifiers: Iterable[Notifier], verdict: Any, run_json: Path, root
     notifiers = list(notifiers)
     if not notifiers:
         return []
+    counts = {word(k): n for k, n in counts.items()}
     parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
     text = f"pytest-orch run {run_id}: {verdict.headline} ({parts}) in {duration:.1f} s"
     summary = {"run_id": run_id, "outcome": verdict.outcome, "cause": verdict.cause.value,

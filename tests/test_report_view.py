@@ -136,3 +136,32 @@ def test_names_with_markup_and_control_characters_never_reach_the_html_raw(tmp_p
     results[0].output = name
     html = render_html(build_view(results, plan, graph, run_info()))
     assert name not in html
+
+
+def test_typed_decisions_and_outcome_enums_give_the_same_verdict(tmp_path):
+    import enum
+
+    from pytest_orch.reports.pictures import blocked_of
+
+    class NotRun(enum.Enum):  # as the coordinator's typed decisions carry it
+        UNCONFIRMED = "unconfirmed"
+        NOT_READY = "not_ready"
+
+    class Decision:
+        def __init__(self, not_run, blocked_by, hint=""):
+            self.not_run, self.blocked_by, self.hint = not_run, blocked_by, hint
+
+    class Status(enum.Enum):
+        SKIPPED = "skipped"
+
+    plan, graph = big_plan(tmp_path, 1, 1, 3)
+    results = results_for(plan)
+    for r in results:
+        r.outcome = Status.SKIPPED
+    view = build_view(results, plan, graph, run_info())
+    assert view["run"]["counts"] == {"skipped": 3} and view["tasks"][0]["spans"][0][2] == "skipped"
+    quota = verdict("blocked", results, plan, blocked_of([("1.0.0", Decision(NotRun.NOT_READY, "1.0.0"))]))
+    assert (quota.outcome, quota.cause) == ("blocked", Cause.NOT_READY)
+    manual = verdict("failed", results, plan,
+                     blocked_of([("1.0.2", Decision(NotRun.UNCONFIRMED, "1.0.1", "pytest --confirm 1.0.1"))]))
+    assert (manual.cause, manual.tasks, manual.hints) == (Cause.MANUAL_STEP, ("1.0.1",), ("pytest --confirm 1.0.1",))

@@ -23,6 +23,7 @@ import pytest
 
 from pytest_orch.compat import mute_xdist_status, terminal_current_line, terminal_width
 from pytest_orch.reports.progress_model import ProgressModel
+from pytest_orch.reports.verdict import word
 
 if TYPE_CHECKING:
     from pytest_orch.runtime import Runtime
@@ -127,7 +128,7 @@ class Progress:
         assert self.model is not None
         self.started = True
         now = time.time()
-        phase = self.model.finish(task.id, result.outcome, now)
+        phase = self.model.finish(task.id, word(result.outcome), now)
         if phase is not None and self.mode != "off":
             more = any(not p.finished for p in self.model.phases)
             self._permanent(self.model.phase_line(phase) + (f"; {self.model.left_text(now)}" if more else ""))

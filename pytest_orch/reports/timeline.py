@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pytest_orch.fileio import atomic_write
 from pytest_orch.plan.model import Plan
+from pytest_orch.reports.verdict import word
 from pytest_orch.results import TaskResult
 
 COLOURS = {"passed": "#3a9d5d", "failed": "#d1453b", "skipped": "#b0b0b0", "up_to_date": "#8cb4d9"}
@@ -51,7 +52,7 @@ def _phase_of(result: TaskResult, plan: Plan) -> str:
 
 def _spans(result: TaskResult) -> list[tuple[float, float, str]]:
     if result.spans:
-        return list(result.spans)
+        return [(s, e, word(o)) for s, e, o in result.spans]
     assert result.started is not None and result.finished is not None
     return [(result.started, result.finished, result.status.value)]
 

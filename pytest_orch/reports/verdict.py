@@ -14,13 +14,24 @@ from pytest_orch.plan.model import Plan
 from pytest_orch.results import TaskResult
 
 
+def word(value: object) -> str:
+    """An outcome as its string: today's plain strings and outcome enums alike (their ``value``)."""
+    return str(getattr(value, "value", value))
+
+
 class Cause(enum.Enum):
     NONE = "none"
     FAILED_TASK = "failed task"
     MANUAL_STEP = "manual step"
     DEPENDENCY_NOT_DONE = "dependency not done"
     REFUSED = "refused"  # the task itself would not run (a dirty work tree)
+    NOT_READY = "not ready"  # its handler said it cannot start now (a spent quota)
     INTERRUPTED = "interrupted"
+
+
+# a Decision's typed reason for not running (its ``not_run`` enum's value) -> the run's cause
+NOT_RUN_CAUSE = {"unconfirmed": Cause.MANUAL_STEP, "dependency": Cause.DEPENDENCY_NOT_DONE,
+                 "refused_dirty": Cause.REFUSED, "not_ready": Cause.NOT_READY, "aborted": Cause.FAILED_TASK}
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,8 @@ class Blocked:
     task_id: str
     root: str | None
     hint: str = ""
+    cause: Cause | None = None
+    """When the decision says it in a typed field; otherwise derived from the root task."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class Verdict:
             return f"blocked: dependency {names} is not done"
         if self.cause is Cause.REFUSED:
             return f"blocked: task {names} refused to run on a dirty work tree"
+        if self.cause is Cause.NOT_READY:
+            return f"blocked: task {names} could not start (not ready, e.g. a spent quota)"
         if self.cause is Cause.INTERRUPTED:
             return "interrupted"
         if self.outcome in ("failed", "blocked"):
@@ -60,10 +75,11 @@ class Verdict:
 
 def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Sequence[Blocked]) -> Verdict:
     """Return the run's verdict; ``outcome`` is the controller's (passed, failed, blocked, interrupted)."""
+    outcome = word(outcome)
     if outcome == "interrupted":
         return Verdict("interrupted", Cause.INTERRUPTED)
     results = list(results)
-    failed = tuple(r.task_id or r.nodeid for r in results if r.outcome == "failed"
+    failed = tuple(r.task_id or r.nodeid for r in results if word(r.outcome) == "failed"
                    and (r.task_id is None or plan.tasks[r.task_id].critical))
     if failed:
         return Verdict("failed", Cause.FAILED_TASK, failed)
@@ -72,14 +88,18 @@ def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Se
         for item in blocked:
             root = item.root or item.task_id
             task = plan.tasks.get(root)
-            if task is not None and task.type == "manual":
+            if item.cause is not None and item.cause is not Cause.FAILED_TASK:
+                roots.setdefault(root, item.cause)
+            elif item.cause is Cause.FAILED_TASK:
+                continue  # not run because a task failed: the failure is the cause, found above
+            elif task is not None and task.type == "manual":
                 roots.setdefault(root, Cause.MANUAL_STEP)
             elif root == item.task_id:
                 roots.setdefault(root, Cause.REFUSED)
             else:
                 roots.setdefault(root, Cause.DEPENDENCY_NOT_DONE)
         # a manual step outranks the rest: confirming it is what a person does next
-        for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED):
+        for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED, Cause.NOT_READY):
             tasks = tuple(r for r, c in roots.items() if c is cause)
             if tasks:
                 hints = tuple(dict.fromkeys(b.hint for b in blocked if b.hint and (b.root or b.task_id) in tasks))

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_orch.dag import Graph, remaining_path
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.reports.run_json import iso
-from pytest_orch.reports.verdict import Verdict
+from pytest_orch.reports.verdict import Verdict, word
 from pytest_orch.results import TaskResult
 
 OUTPUT_TAIL = 4 * 1024
@@ -161,7 +161,7 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
             # as declared: the expanded edges of a phase dependency grow with the square of the plan
             "needs": _needs(task, plan) if task else [],
             "declared": list(task.depends_on) if task else [],
-            "outcome": result.outcome,
+            "outcome": word(result.outcome),
             "attempts": result.attempts,
             "messages": _attempt_messages(result),
             "reason": result.reason,
@@ -170,8 +170,8 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
             "start": rel(result.started),
             "end": rel(result.finished),
             "duration": round(result.duration, 4),
-            "spans": [[rel(s), rel(e), o] for s, e, o in result.spans] or
-                     ([[rel(result.started), rel(result.finished), result.outcome]] if result.started else []),
+            "spans": [[rel(s), rel(e), word(o)] for s, e, o in result.spans] or
+                     ([[rel(result.started), rel(result.finished), word(result.outcome)]] if result.started else []),
             "changed": list(result.changed),
             "diff": cut_head(result.diff, diff_limit),
             "output": cut_tail(result.output or result.stdout, out_limit),
@@ -180,7 +180,7 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
         })
     counts: dict[str, int] = {}
     for result in results:
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        counts[word(result.outcome)] = counts.get(word(result.outcome), 0) + 1
     phases = []
     for phase in plan.phases:
         groups = [{"id": g.id, "name": g.name, "depends_on": list(g.depends_on),
