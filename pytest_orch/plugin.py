@@ -65,7 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if not settings.status and not settings.graph:
             from pytest_orch.reports.progress import Progress
 
-            config.pluginmanager.register(Progress(runtime, settings.progress), "orch-progress")
+            def run_view(rt: Runtime = runtime) -> tuple[set[str], dict[str, float]] | None:
+                return (rt.coordinator.selected, rt.durations) if rt.coordinator is not None else None
+
+            config.pluginmanager.register(Progress(runtime, settings.progress, run_view), "orch-progress")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
         if worker:

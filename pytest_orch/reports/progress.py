@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ from pytest_orch.compat import mute_xdist_status, terminal_current_line, termina
 from pytest_orch.reports.progress_model import ProgressModel
 from pytest_orch.reports.verdict import word
 
-if TYPE_CHECKING:
-    from pytest_orch.runtime import Runtime
+# once tasks run: the selected task ids and earlier runs' durations; None before
+RunView = Callable[[], "tuple[Collection[str], Mapping[str, float]] | None"]
 
 MODES = ("auto", "live", "lines", "off")
 REDRAW_EVERY = 0.1  # seconds between redraws of the live line: a 1000-task plan would flood the terminal
@@ -45,11 +46,16 @@ def choose_mode(option: str, reporter: Any, verbosity: int, environ: Any = os.en
 
 
 class Progress:
-    """Registered on the controller (never on an xdist worker)."""
+    """Registered on the controller (never on an xdist worker).
 
-    def __init__(self, runtime: Runtime, option: str = "auto") -> None:
-        self.runtime = runtime
-        self.config = runtime.config
+    ``session`` gives the plan, its graph, the config and ``task_id_of(nodeid)``; ``run`` says what
+    runs once it has started (see RunView).
+    """
+
+    def __init__(self, session: Any, option: str, run: RunView) -> None:
+        self.session = session
+        self.config = session.config
+        self.run = run
         self.option = option
         self.model: ProgressModel | None = None
         self.mode = "off"
@@ -64,19 +70,20 @@ class Progress:
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
     def _task_id(self, nodeid: str) -> str | None:
-        return self.runtime.task_id_of(nodeid) if self.runtime.coordinator is not None else None
+        return self.session.task_id_of(nodeid) if self.model is not None or self.run() is not None else None
 
     def _ready(self) -> bool:
         """Build the model at the first task: only then is the selection (and under -n the workers) known."""
         if self.model is not None:
             return True
-        coordinator = self.runtime.coordinator
-        if coordinator is None:
+        started = self.run()
+        if started is None:
             return False
+        selected, durations = started
         self._decide()
         workers = getattr(self.config.option, "numprocesses", None)
-        self.model = ProgressModel(self.runtime.plan, self.runtime.graph, coordinator.selected,
-                                   self.runtime.durations, workers if isinstance(workers, int) else 1)
+        self.model = ProgressModel(self.session.plan, self.session.graph, selected, durations,
+                                   workers if isinstance(workers, int) else 1)
         if self.mode != "off":
             # the controller under -n never collects, so this is the first moment the run is known
             mute_xdist_status(self.config, lambda: self.started)
@@ -91,7 +98,7 @@ class Progress:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """In process, the live line replaces pytest's per-file prefixes (as under -n, where there are none)."""
         tr = self.reporter
-        if tr is not None and any(self.runtime.task_id_of(i.nodeid) for i in session.items) \
+        if tr is not None and any(self.session.task_id_of(i.nodeid) for i in session.items) \
                 and not session.config.option.collectonly and self._decide() == "live":
             tr.showfspath = False
 
