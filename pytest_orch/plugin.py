@@ -65,10 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if not settings.status and not settings.graph:
             from pytest_orch.reports.progress import Progress
 
-            def run_view(rt: Runtime = runtime) -> tuple[set[str], dict[str, float]] | None:
-                return (rt.coordinator.selected, rt.durations) if rt.coordinator is not None else None
+            def run_view(ctl: Controller = controller) -> tuple[set[str], dict[str, float]] | None:
+                if not ctl.active or ctl.coordinator is None:
+                    return None
+                return ctl.coordinator.selected, (ctl.history.durations() if ctl.history is not None else {})
 
-            config.pluginmanager.register(Progress(runtime, settings.progress, run_view), "orch-progress")
+            config.pluginmanager.register(Progress(orch, settings.progress, run_view), "orch-progress")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
         if worker:

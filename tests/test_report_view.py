@@ -10,8 +10,10 @@ from browser import dump_dom
 from pytest_orch.handlers.command import CommandHandler
 from pytest_orch.handlers.manual import ManualHandler
 
+from pytest_orch.outcomes import Decision, NotRun, RunOutcome, Status
 from pytest_orch.plan.validate import load_plan_and_graph
 from pytest_orch.reports.html import render_html, script_json
+from pytest_orch.reports.pictures import blocked_of
 from pytest_orch.reports.verdict import Blocked, Cause, verdict
 from pytest_orch.reports.view import DIFF_HEAD, OUTPUT_TAIL, RunInfo, build_view, critical_path
 from pytest_orch.results import TaskResult
@@ -40,7 +42,7 @@ def results_for(plan, output: str = "", diff: str = "") -> list[TaskResult]:
     now = time.time()
     out = []
     for i, task_id in enumerate(plan.tasks):
-        out.append(TaskResult(nodeid=f"phases/plan.yaml::{task_id}", task_id=task_id, outcome="passed",
+        out.append(TaskResult(nodeid=f"phases/plan.yaml::{task_id}", task_id=task_id, status=Status.PASSED,
                               started=now + i * 0.01, finished=now + i * 0.01 + 0.008, worker=f"gw{i % 4}",
                               output=output, diff=diff, changed=["file.txt"] if diff else []))
     return out
@@ -101,10 +103,10 @@ def test_the_verdict_names_the_real_cause(tmp_path):
     plan, _ = big_plan(tmp_path, 1, 1, 3)
     results = results_for(plan)
     assert verdict("passed", results, plan, []).headline == "passed: every selected critical task is done"
-    results[1].outcome = "failed"
+    results[1].status = Status.FAILED
     failed = verdict("failed", results, plan, [])
     assert (failed.outcome, failed.cause, failed.tasks) == ("failed", Cause.FAILED_TASK, ("1.0.1",))
-    results[1].outcome = "skipped"
+    results[1].status = Status.SKIPPED
     blocked = verdict("failed", results, plan, [Blocked("1.0.2", "1.0.1", "pytest --phase 1")])
     assert (blocked.outcome, blocked.cause) == ("blocked", Cause.DEPENDENCY_NOT_DONE)
     assert blocked.headline == "blocked: dependency 1.0.1 is not done"
@@ -121,7 +123,7 @@ def test_a_manual_step_blocks_rather_than_fails(tmp_path):
     plan, _ = load_plan_and_graph(tmp_path / "phases", tmp_path, HANDLERS)
     results = results_for(plan)
     for r in results:
-        r.outcome = "skipped"
+        r.status = Status.SKIPPED
     found = verdict("failed", results, plan, [Blocked("1.1", "1.1", "pytest --confirm 1.1"),
                                               Blocked("1.2", "1.1", "pytest --confirm 1.1")])
     assert (found.outcome, found.cause, found.tasks, found.hints) == (
@@ -138,30 +140,19 @@ def test_names_with_markup_and_control_characters_never_reach_the_html_raw(tmp_p
     assert name not in html
 
 
-def test_typed_decisions_and_outcome_enums_give_the_same_verdict(tmp_path):
-    import enum
-
-    from pytest_orch.reports.pictures import blocked_of
-
-    class NotRun(enum.Enum):  # as the coordinator's typed decisions carry it
-        UNCONFIRMED = "unconfirmed"
-        NOT_READY = "not_ready"
-
-    class Decision:
-        def __init__(self, not_run, blocked_by, hint=""):
-            self.not_run, self.blocked_by, self.hint = not_run, blocked_by, hint
-
-    class Status(enum.Enum):
-        SKIPPED = "skipped"
-
+def test_the_coordinators_typed_decisions_give_the_cause(tmp_path):
     plan, graph = big_plan(tmp_path, 1, 1, 3)
     results = results_for(plan)
     for r in results:
-        r.outcome = Status.SKIPPED
+        r.status = Status.SKIPPED
     view = build_view(results, plan, graph, run_info())
     assert view["run"]["counts"] == {"skipped": 3} and view["tasks"][0]["spans"][0][2] == "skipped"
-    quota = verdict("blocked", results, plan, blocked_of([("1.0.0", Decision(NotRun.NOT_READY, "1.0.0"))]))
+    quota = verdict(RunOutcome.BLOCKED, results, plan,
+                    blocked_of([("1.0.0", Decision(NotRun.NOT_READY, "quota spent", "1.0.0"))]))
     assert (quota.outcome, quota.cause) == ("blocked", Cause.NOT_READY)
-    manual = verdict("failed", results, plan,
-                     blocked_of([("1.0.2", Decision(NotRun.UNCONFIRMED, "1.0.1", "pytest --confirm 1.0.1"))]))
+    manual = verdict(RunOutcome.BLOCKED, results, plan, blocked_of(
+        [("1.0.2", Decision(NotRun.UNCONFIRMED, "manual step", "1.0.1", "pytest --confirm 1.0.1"))]))
     assert (manual.cause, manual.tasks, manual.hints) == (Cause.MANUAL_STEP, ("1.0.1",), ("pytest --confirm 1.0.1",))
+    refused = [("1.0.0", Decision(NotRun.REFUSED_DIRTY, "", "1.0.0"))]
+    dirty = verdict(RunOutcome.BLOCKED, results, plan, blocked_of(refused))
+    assert dirty.cause is Cause.REFUSED

@@ -135,7 +135,7 @@ class Progress:
         assert self.model is not None
         self.started = True
         now = time.time()
-        phase = self.model.finish(task.id, word(result.outcome), now)
+        phase = self.model.finish(task.id, word(result.status), now)
         if phase is not None and self.mode != "off":
             more = any(not p.finished for p in self.model.phases)
             self._permanent(self.model.phase_line(phase) + (f"; {self.model.left_text(now)}" if more else ""))

@@ -79,7 +79,7 @@ def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Se
     if outcome == "interrupted":
         return Verdict("interrupted", Cause.INTERRUPTED)
     results = list(results)
-    failed = tuple(r.task_id or r.nodeid for r in results if word(r.outcome) == "failed"
+    failed = tuple(r.task_id or r.nodeid for r in results if word(r.status) == "failed"
                    and (r.task_id is None or plan.tasks[r.task_id].critical))
     if failed:
         return Verdict("failed", Cause.FAILED_TASK, failed)

@@ -161,7 +161,7 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
             # as declared: the expanded edges of a phase dependency grow with the square of the plan
             "needs": _needs(task, plan) if task else [],
             "declared": list(task.depends_on) if task else [],
-            "outcome": word(result.outcome),
+            "outcome": word(result.status),
             "attempts": result.attempts,
             "messages": _attempt_messages(result),
             "reason": result.reason,
@@ -171,7 +171,7 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
             "end": rel(result.finished),
             "duration": round(result.duration, 4),
             "spans": [[rel(s), rel(e), word(o)] for s, e, o in result.spans] or
-                     ([[rel(result.started), rel(result.finished), word(result.outcome)]] if result.started else []),
+                     ([[rel(result.started), rel(result.finished), word(result.status)]] if result.started else []),
             "changed": list(result.changed),
             "diff": cut_head(result.diff, diff_limit),
             "output": cut_tail(result.output or result.stdout, out_limit),
@@ -180,7 +180,7 @@ def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: Run
         })
     counts: dict[str, int] = {}
     for result in results:
-        counts[word(result.outcome)] = counts.get(word(result.outcome), 0) + 1
+        counts[word(result.status)] = counts.get(word(result.status), 0) + 1
     phases = []
     for phase in plan.phases:
         groups = [{"id": g.id, "name": g.name, "depends_on": list(g.depends_on),
