@@ -348,3 +348,17 @@ def terminal_width(reporter: Any) -> int:
     """The terminal's width as pytest measured it (checked against pytest 9.2.0: ``_tw.fullwidth``)."""
     writer = getattr(reporter, "_tw", None)
     return int(getattr(writer, "fullwidth", 80)) if writer is not None else 80
+
+
+def _probe_reports() -> None:
+    from _pytest._io.terminalwriter import TerminalWriter
+    from xdist.dsession import TerminalDistReporter
+
+    for name in ("rewrite", "ensure_show_status", "setstatus"):
+        _attr(TerminalDistReporter, name, "pytest-xdist", f"TerminalDistReporter.{name}")
+    if "_current_line" not in TerminalWriter.__init__.__code__.co_names:
+        raise moved("pytest", "TerminalWriter._current_line")
+    _attr(TerminalWriter, "fullwidth", "pytest", "TerminalWriter.fullwidth")
+
+
+PROBES["pytest-xdist and pytest: the terminal's status line (progress display)"] = _probe_reports

@@ -150,3 +150,9 @@ def test_on_a_terminal_minus_r_a_and_minus_v_keep_their_words(pytester):
     verbose = run_in_pty(pytester.path, "-v", "--force")
     assert "phases/p1.yaml::1::a::1.1 PASSED" in verbose and "\rorch [" not in verbose
     assert "phase 1 (First) ended:" in verbose
+
+
+def test_the_compat_probe_for_the_terminal_status_line_passes():
+    from pytest_orch.compat import PROBES
+
+    PROBES["pytest-xdist and pytest: the terminal's status line (progress display)"]()
