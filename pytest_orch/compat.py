@@ -302,3 +302,63 @@ PROBES: dict[str, Callable[[], None]] = {
     "pytest-xdist: worker loop": _probe_worker_loop,
     "execnet: gateway creation": _probe_execnet,
 }
+
+
+# ---- reports (issue 13): the progress display and the terminal -------------------------------------
+
+
+def mute_xdist_status(config: pytest.Config, started: Callable[[], bool]) -> bool:
+    """Stop xdist's worker status line ("collecting: 1/4 workers") once plan tasks have started.
+
+    xdist's ``TerminalDistReporter`` (plugin name ``terminaldistreporter``) rewrites the terminal's
+    current line with the workers' status, and in a non-TTY prints it as a line, while the plan's first
+    results already arrive: ``sssscollecting: 1/4 workers``. Its ``rewrite`` and ``ensure_show_status``
+    are replaced on the instance by versions that say nothing after ``started()``.
+    Checked against pytest-xdist 3.8.0 (the installed one). Returns False when xdist has no such reporter.
+    """
+    trdist = config.pluginmanager.get_plugin("terminaldistreporter")
+    if trdist is None or not hasattr(trdist, "rewrite") or not hasattr(trdist, "ensure_show_status"):
+        return False
+    rewrite, show = trdist.rewrite, trdist.ensure_show_status
+
+    def quiet_rewrite(line: str, newline: bool = False) -> None:
+        if not started():
+            rewrite(line, newline=newline)
+
+    def quiet_show() -> None:
+        if not started():
+            show()
+
+    trdist.rewrite = quiet_rewrite
+    trdist.ensure_show_status = quiet_show
+    return True
+
+
+def terminal_current_line(reporter: Any) -> str:
+    """What pytest's terminal writer has written on the current line (checked against pytest 9.2.0).
+
+    ``TerminalReporter._tw._current_line``; the public ``width_of_current_line`` is -1 once the line
+    holds a carriage return, which every in-place redraw writes, so it cannot tell whose line it is.
+    """
+    writer = getattr(reporter, "_tw", None)
+    return str(getattr(writer, "_current_line", "")) if writer is not None else ""
+
+
+def terminal_width(reporter: Any) -> int:
+    """The terminal's width as pytest measured it (checked against pytest 9.2.0: ``_tw.fullwidth``)."""
+    writer = getattr(reporter, "_tw", None)
+    return int(getattr(writer, "fullwidth", 80)) if writer is not None else 80
+
+
+def _probe_reports() -> None:
+    from _pytest._io.terminalwriter import TerminalWriter
+    from xdist.dsession import TerminalDistReporter
+
+    for name in ("rewrite", "ensure_show_status", "setstatus"):
+        _attr(TerminalDistReporter, name, "pytest-xdist", f"TerminalDistReporter.{name}")
+    if "_current_line" not in TerminalWriter.__init__.__code__.co_names:
+        raise moved("pytest", "TerminalWriter._current_line")
+    _attr(TerminalWriter, "fullwidth", "pytest", "TerminalWriter.fullwidth")
+
+
+PROBES["pytest-xdist and pytest: the terminal's status line (progress display)"] = _probe_reports

@@ -8,8 +8,10 @@ coordinator what to do with each due item and reports an item that is not run th
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from pytest_orch.coordinator import Capabilities, Coordinator, PlainNeeds, RunFl
 from pytest_orch.execution import TaskRunner
 from pytest_orch.gitstate import dirty_excluding, git_status
 from pytest_orch.history import History, open_history
+from pytest_orch.notify import Sent, notify_run
 from pytest_orch.outcomes import Decision, RunOutcome, Status
 from pytest_orch.reports.junit import default_classname, write_junit
+from pytest_orch.reports.pictures import write_pictures
 from pytest_orch.reports.run_json import write_run_json
-from pytest_orch.reports.timeline import write_timeline
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
 from pytest_orch.session import OrchSession
@@ -51,6 +54,7 @@ class Controller:
         self.suite: compat.SuiteRecorder | None = None
         self.starts: dict[str, int] = {}
         self.status_shown = False
+        self.notified: list[Sent] = []
         self.collector = ResultCollector(self._task_id_of, self._final)
         runner.confirmed = self._confirmed
         runner.live_written = lambda: self.history.harness_written if self.history is not None else None
@@ -291,7 +295,7 @@ class Controller:
         if not self.junit_paths:
             return []
         folder = self.session.settings.report_dir
-        return [*self.junit_paths, folder / "run.json", folder / "timeline.svg"]
+        return [*self.junit_paths, folder / "run.json", folder / "timeline.svg", folder / "index.html"]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -337,15 +341,17 @@ class Controller:
             finished=time.time(), outcome=outcome.value, git_clean=self.git_clean,
             dry_run=session.settings.dry_run, results=results, plan=session.plan,
         )
-        write_timeline(session.settings.report_dir / "timeline.svg", results, self._label,
-                       f"pytest-orch run {self.run_id} ({outcome.value})")
-
-    def _label(self, result: TaskResult) -> str:
-        if result.task_id is None:
-            return result.nodeid.rsplit("::", 1)[-1]
-        task = self.session.plan.tasks[result.task_id]
-        name = task.name if task.name != task.id else ""
-        return f"{task.id} {name}"[:34].rstrip()
+        verdict = write_pictures(
+            session.settings.report_dir, results, session.plan, session.graph, run_id=self.run_id,
+            started=self.started, outcome=outcome, git_clean=self.git_clean, dry_run=session.settings.dry_run,
+            command=shlex.join(["pytest", *self.config.invocation_params.args]),
+            blocked=self.coordinator.blocked_critical() if self.coordinator else (),
+            store=self.history.store if self.history else None)
+        if not session.settings.dry_run:  # sent after the reports are written; never changes the exit status
+            self.notified = notify_run(
+                session.plan.notify + session.settings.notify, verdict, session.settings.report_dir / "run.json",
+                session.settings.root, run_id=self.run_id, counts=Counter(r.status.value for r in results),
+                duration=time.time() - self.started)
 
     def _ordered_results(self) -> list[TaskResult]:
         order = {task_id: i for i, task_id in enumerate(self.session.plan.tasks)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,10 @@ ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has u
 REPORT_HELP = "where reports go (default: reports/)"
 POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
 STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+PROGRESS_HELP = ("progress while the plan runs: live (a line redrawn in place), lines (one per finished phase), "
+                 "off; auto (default): live on a terminal, lines in CI or a pipe")
+NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level notify key (see the README)"
+GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -47,7 +52,11 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-report", dest="orch_report", metavar="DIR", help=REPORT_HELP)
     group.addoption("--pool", dest="orch_pool", action="append", metavar="NAME=N", help=POOL_HELP)
     group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
+    group.addoption("--orch-progress", dest="orch_progress", choices=("auto", "live", "lines", "off"),
+                    default="auto", help=PROGRESS_HELP)
+    group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
+    parser.addini("orch_notify", NOTIFY_HELP, default="")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ class Settings:
     """--orch-report was given: a dry run writes reports only then (or with --junitxml)."""
     pools: dict[str, int] = field(default_factory=dict)
     status: bool = False
+    graph: str | None = None
+    notify: tuple[Any, ...] = ()
+    progress: str = "auto"
 
     @property
     def has_plan(self) -> bool:
@@ -109,4 +121,22 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_named=bool(report),
         pools=pools,
         status=config.getoption("orch_status"),
+        graph=config.getoption("orch_graph", None),
+        notify=_ini_notify(config),
+        progress=config.getoption("orch_progress", "auto"),
     )
+
+
+def _ini_notify(config: pytest.Config) -> tuple[Any, ...]:
+    """The orch_notify ini option, checked now: a mistake in it stops the run before any task (exit 4)."""
+    text = config.getini("orch_notify")
+    if not text or not text.strip():
+        return ()
+    from pytest_orch.errors import PlanError
+    from pytest_orch.notify import ini_notifiers
+
+    ini = config.inipath.name if config.inipath else "ini"
+    try:
+        return tuple(ini_notifiers(text, ini, config.rootpath))
+    except PlanError as err:
+        raise pytest.UsageError(str(err)) from None

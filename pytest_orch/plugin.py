@@ -49,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
         compat.run_in_process(config)
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
+    if settings.graph and not worker:
+        from pytest_orch.graph_cli import GraphPrinter
+
+        config.pluginmanager.register(GraphPrinter(orch, settings.graph), "orch-graph")
     runner = config.stash[RUNNER_KEY] = TaskRunner(orch)
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(timeouts, "orch-timeouts")
@@ -58,6 +62,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
         config.pluginmanager.register(controller, "orch-controller")
+        if not settings.status and not settings.graph:
+            from pytest_orch.reports.progress import Progress
+
+            def run_view(ctl: Controller = controller) -> tuple[set[str], dict[str, float]] | None:
+                if not ctl.active or ctl.coordinator is None:
+                    return None
+                return ctl.coordinator.selected, (ctl.history.durations() if ctl.history is not None else {})
+
+            config.pluginmanager.register(Progress(orch, settings.progress, run_view), "orch-progress")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
         if worker:

@@ -42,6 +42,8 @@ class TaskResult:
     stdout: str = ""
     stderr: str = ""
     location: tuple[str, int | None, str] | None = None
+    spans: list[tuple[float, float, Status]] = field(default_factory=list)
+    """Each attempt's (start, stop, status), for the reports' timelines."""
 
     @property
     def duration(self) -> float:
@@ -119,7 +121,11 @@ class ResultCollector:
                 result.stdout += content
             elif "stderr" in title:
                 result.stderr += content
+        if start is not None and stop is not None and report.when in ("setup", "call"):
+            _extend_span(result, report.when, start, stop)
         if report.outcome == "rerun":
+            if result.spans:
+                result.spans[-1] = (*result.spans[-1][:2], Status.FAILED)
             result.earlier_failures.append(report.longreprtext)
             result.attempts += 1
             self._rerun_pending.add(report.nodeid)
@@ -142,8 +148,19 @@ class ResultCollector:
 
     def _finish(self, nodeid: str) -> None:
         result = self._open.pop(nodeid)
+        if result.spans:
+            result.spans[-1] = (*result.spans[-1][:2], result.status)
         self.results[nodeid] = result
         self._on_final(result)
+
+
+def _extend_span(result: TaskResult, when: str, start: float, stop: float) -> None:
+    """A setup report opens an attempt's span; its call report extends it."""
+    if when == "setup" or not result.spans:
+        result.spans.append((start, stop, Status.PASSED))
+    else:
+        first, _, status = result.spans[-1]
+        result.spans[-1] = (first, stop, status)
 
 
 def _last_error_line(text: str) -> str:

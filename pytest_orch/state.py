@@ -347,6 +347,20 @@ class StateStore:
             "SELECT r.task_id, r.duration FROM task_state t JOIN results r ON r.id = t.pass_id")
         return {task_id: duration for task_id, duration in rows}
 
+    def results_of_runs(self, numbers: Iterable[int]) -> dict[str, dict[int, tuple[str, float]]]:
+        """Return each task's (outcome, duration) in the given runs: the reports' history. Read-only."""
+        wanted = sorted({int(n) for n in numbers})
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._conn.execute(
+            f"SELECT task_id, run_number, outcome, duration FROM results WHERE run_number IN ({marks}) ORDER BY id",
+            wanted)
+        history: dict[str, dict[int, tuple[str, float]]] = {}
+        for task_id, number, outcome, duration in rows:
+            history.setdefault(task_id, {})[number] = (outcome, duration)
+        return history
+
     def attempts(self, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
         """Return a run's attempts (of one task), in the order they were recorded."""
         sql = "SELECT task_id, attempt, started, finished, outcome, worker, output_digest, changed " \

@@ -111,9 +111,51 @@ def test_timeline_picture_has_a_bar_per_task_with_its_outcome(ran):
     svg = ET.parse(pytester.path / "reports" / "timeline.svg").getroot()
     ns = "{http://www.w3.org/2000/svg}"
     tips = [rect.find(f"{ns}title").text for rect in svg.iter(f"{ns}rect") if rect.find(f"{ns}title") is not None]
-    assert sorted(tip.split(":")[0] for tip in tips) == ["1.1 Say hello", "1.2", "1.3", "1.4", "1.check"]
-    assert any(tip.startswith("1.2: failed") for tip in tips)
-    result.stdout.fnmatch_lines(["reports: *junit.xml, *run.json, *timeline.svg"])
+    heads = [tip.split(":")[0] for tip in tips]
+    assert sorted(set(heads)) == ["1.1 Say hello", "1.2", "1.3", "1.4", "1.check"]
+    # each attempt of a retried task is its own segment of the bar
+    assert heads.count("1.2") == 3 and heads.count("1.3") == 2 and heads.count("1.1 Say hello") == 1
+    assert any(tip.startswith("1.2: failed (attempt 3 of 3)") for tip in tips)
+    assert any(tip.startswith("1.3: failed (attempt 1 of 2)") for tip in tips)
+    assert any(tip.startswith("1.3: passed (attempt 2 of 2)") for tip in tips)
+    result.stdout.fnmatch_lines(["reports: *junit.xml, *run.json, *timeline.svg, *index.html"])
+
+
+def test_timeline_rows_follow_the_plan_with_phase_bands_whole_labels_and_an_honest_title(pytester):
+    long_name = "A task name far longer than thirty-three characters, kept whole"
+    pytester.makefile(".yaml", **{
+        "phases/p1": f"""
+            phase: 1
+            name: First
+            groups:
+              - id: a
+                tasks:
+                  - {{id: "1.2", name: "{long_name}", type: command, run: "true"}}
+                  - {{id: "1.1", type: command, run: "true"}}
+            """,
+        "phases/p2": """
+            phase: 2
+            name: Second
+            depends_on: [1]
+            groups:
+              - id: b
+                tasks:
+                  - {id: "2.1", type: manual, instructions: "Rotate the keys"}
+                  - {id: "2.2", type: command, run: "true", depends_on: ["2.1"]}
+            """})
+    pytester.runpytest().assert_outcomes(passed=2, skipped=2)
+    svg = ET.parse(pytester.path / "reports" / "timeline.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in svg.iter(f"{ns}text")]
+    title = texts[0]
+    assert "blocked: manual step 2.1 awaits confirmation" in title and "failed" not in title
+    labels = [t for t in texts if t and t.split(" ")[0] in ("1.1", "1.2", "2.1", "2.2")]
+    assert labels[:4] == [f"1.2 {long_name}", "1.1", "2.1", "2.2"]  # plan order, whole names
+    assert "phase 1: First" in texts and "phase 2: Second" in texts
+    bands = [r for r in svg.iter(f"{ns}rect") if r.get("class") == "phase"]
+    assert len(bands) == 2
+    # a skipped sliver's reason is written beside it, not only in its tooltip
+    assert any(t and "manual step not confirmed: Rotate the keys" in t for t in texts)
 
 
 SUITE_PROPERTIES = """

@@ -89,6 +89,8 @@ class Plan:
     rate_limits: Mapping[str, str]
     variables: Mapping[str, str]
     files: tuple[str, ...]
+    notify: tuple[Any, ...] = ()
+    """Notifiers (pytest_orch.plan.notify.Notifier) from the plan files' top-level ``notify`` keys."""
 
     def __post_init__(self) -> None:
         tasks = {t.id: t for p in self.phases for t in p.all_tasks}
@@ -97,7 +99,8 @@ class Plan:
     def __reduce__(self) -> tuple[Any, ...]:
         # the task index is derived and a mappingproxy cannot be pickled; xdist workers receive
         # the controller's plan pickled, so rebuild the index from the fields
-        return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files))
+        return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files,
+                       self.notify))
 
     @property
     def tasks(self) -> Mapping[str, Task]:

@@ -23,11 +23,12 @@ from pytest_orch.plan.model import (
     Plan,
     Task,
 )
+from pytest_orch.plan.notify import Notifier, parse_notify
 from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
 from pytest_orch.write_guard import protected_folder, refusal
 
-FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars"})
+FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars", "notify"})
 PHASE_KEYS = frozenset({"phase", "name", "depends_on", "vars", "groups", "checkpoints"})
 GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on", "tasks"})
 TASK_KEYS = frozenset({
@@ -77,6 +78,7 @@ class PlanBuilder:
         self.pools: dict[str, int] = {}
         self.rate_limits: dict[str, str] = {}
         self.variables: dict[str, str] = {}
+        self.notify: list[Notifier] = []
 
     def build(self, files: list[Path], name: str) -> Plan:
         phases: list[Phase] = []
@@ -94,7 +96,7 @@ class PlanBuilder:
         if self.check.errors:
             raise PlanErrors(self.check.errors)
         plan = Plan(name=name, phases=tuple(phases), pools=self.pools, rate_limits=self.rate_limits,
-                    variables=self.variables, files=tuple(relfiles))
+                    variables=self.variables, files=tuple(relfiles), notify=tuple(self.notify))
         self._check_cycles(plan)
         if self.check.errors:
             raise PlanErrors(self.check.errors)
@@ -111,6 +113,8 @@ class PlanBuilder:
                                   ("rate_limits", self.rate_limits, checks.rate_map)):
             if key in data:
                 store.update(self.check.typed(data, key, check, {}, rel))
+        if "notify" in data:
+            self.notify += parse_notify(data["notify"], data.loc_of("notify"), self.root, self.check.error)
         file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)
         if "phases" in data:
             self.check.keys(data, FILE_KEYS, "a plan file")
@@ -128,7 +132,7 @@ class PlanBuilder:
         if "phase" not in data:
             self.check.error(loc, "a plan file needs a 'phase' key (or a 'phases' list)")
             return []
-        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits"}, "a phase")
+        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits", "notify"}, "a phase")
         phase = self._phase(data, rel, folder, {})
         return [phase] if phase else []
 

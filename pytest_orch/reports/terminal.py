@@ -44,6 +44,13 @@ def write_summary(tr: Any, session: OrchSession, coordinator: Coordinator, resul
         tr.write_line(f"note: {git_note}")
     if report_paths:
         tr.write_line("reports: " + ", ".join(str(p) for p in report_paths))
+    for sent in getattr(tr.config.pluginmanager.get_plugin("orch-controller"), "notified", ()):
+        tries = f" ({sent.attempts} attempts)" if sent.attempts > 1 else ""
+        if sent.ok:
+            tr.write_line(f"notify: {sent.notifier}: sent{tries}")
+        else:
+            tr.write_line(f"notify: {sent.notifier}: FAILED{tries}: {sent.error} (the exit status is unchanged)",
+                          yellow=True)
     tr.write_sep("=", "pytest-orch phases")
     for phase in plan.phases:
         phase_results = [r for r in tasks if plan.tasks[r.task_id].phase == phase.id]

@@ -1,0 +1,111 @@
+"""The run's outcome with its real cause: failed by a task, blocked by a manual step or a dependency, passed.
+
+Derived from typed inputs (each result's outcome, the plan's task types, the coordinator's skip
+decisions with the task at their root), never from the words of a message.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pytest_orch.plan.model import Plan
+from pytest_orch.results import TaskResult
+
+
+def word(value: object) -> str:
+    """An outcome as its string: today's plain strings and outcome enums alike (their ``value``)."""
+    return str(getattr(value, "value", value))
+
+
+class Cause(enum.Enum):
+    NONE = "none"
+    FAILED_TASK = "failed task"
+    MANUAL_STEP = "manual step"
+    DEPENDENCY_NOT_DONE = "dependency not done"
+    REFUSED = "refused"  # the task itself would not run (a dirty work tree)
+    NOT_READY = "not ready"  # its handler said it cannot start now (a spent quota)
+    INTERRUPTED = "interrupted"
+
+
+# a Decision's typed reason for not running (its ``not_run`` enum's value) -> the run's cause
+NOT_RUN_CAUSE = {"unconfirmed": Cause.MANUAL_STEP, "dependency": Cause.DEPENDENCY_NOT_DONE,
+                 "refused_dirty": Cause.REFUSED, "not_ready": Cause.NOT_READY, "aborted": Cause.FAILED_TASK}
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A critical task that could not run, and the task at the root of that (from its Decision)."""
+
+    task_id: str
+    root: str | None
+    hint: str = ""
+    cause: Cause | None = None
+    """When the decision says it in a typed field; otherwise derived from the root task."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # passed | failed | blocked | interrupted
+    cause: Cause
+    tasks: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+
+    @property
+    def headline(self) -> str:
+        """One honest line: what happened and which tasks caused it."""
+        names = ", ".join(self.tasks[:5]) + (f" and {len(self.tasks) - 5} more" if len(self.tasks) > 5 else "")
+        if self.cause is Cause.FAILED_TASK:
+            return f"failed: task {names} failed" if len(self.tasks) == 1 else f"failed: tasks {names} failed"
+        if self.cause is Cause.MANUAL_STEP:
+            return f"blocked: manual step {names} awaits confirmation"
+        if self.cause is Cause.DEPENDENCY_NOT_DONE:
+            return f"blocked: dependency {names} is not done"
+        if self.cause is Cause.REFUSED:
+            return f"blocked: task {names} refused to run on a dirty work tree"
+        if self.cause is Cause.NOT_READY:
+            return f"blocked: task {names} could not start (not ready, e.g. a spent quota)"
+        if self.cause is Cause.INTERRUPTED:
+            return "interrupted"
+        if self.outcome in ("failed", "blocked"):
+            return self.outcome
+        return "passed: every selected critical task is done"
+
+
+def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Sequence[Blocked]) -> Verdict:
+    """Return the run's verdict; ``outcome`` is the controller's (passed, failed, blocked, interrupted)."""
+    outcome = word(outcome)
+    if outcome == "interrupted":
+        return Verdict("interrupted", Cause.INTERRUPTED)
+    results = list(results)
+    failed = tuple(r.task_id or r.nodeid for r in results if word(r.status) == "failed"
+                   and (r.task_id is None or plan.tasks[r.task_id].critical))
+    if failed:
+        return Verdict("failed", Cause.FAILED_TASK, failed)
+    if blocked:
+        roots: dict[str, Cause] = {}
+        for item in blocked:
+            root = item.root or item.task_id
+            task = plan.tasks.get(root)
+            if item.cause is not None and item.cause is not Cause.FAILED_TASK:
+                roots.setdefault(root, item.cause)
+            elif item.cause is Cause.FAILED_TASK:
+                continue  # not run because a task failed: the failure is the cause, found above
+            elif task is not None and task.type == "manual":
+                roots.setdefault(root, Cause.MANUAL_STEP)
+            elif root == item.task_id:
+                roots.setdefault(root, Cause.REFUSED)
+            else:
+                roots.setdefault(root, Cause.DEPENDENCY_NOT_DONE)
+        # a manual step outranks the rest: confirming it is what a person does next
+        for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED, Cause.NOT_READY):
+            tasks = tuple(r for r, c in roots.items() if c is cause)
+            if tasks:
+                hints = tuple(dict.fromkeys(b.hint for b in blocked if b.hint and (b.root or b.task_id) in tasks))
+                return Verdict("blocked", cause, tasks, hints)
+    if outcome == "failed":  # a plain test failed, or pytest itself failed the session
+        return Verdict("failed", Cause.FAILED_TASK, ())
+    if outcome == "blocked":  # the controller knows a cause the decisions do not show (a spent quota)
+        return Verdict("blocked", Cause.NONE)
+    return Verdict("passed", Cause.NONE)
