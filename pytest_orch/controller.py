@@ -19,12 +19,12 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
-from pytest_orch.coordinator import Capabilities, Coordinator, PlainNeeds, RunFlags
+from pytest_orch.coordinator import Capabilities, Coordinator, RunFlags
 from pytest_orch.execution import TaskRunner
 from pytest_orch.gitstate import dirty_excluding, git_status
 from pytest_orch.history import History, open_history
 from pytest_orch.notify import Sent, notify_run
-from pytest_orch.outcomes import Decision, RunOutcome, Status
+from pytest_orch.outcomes import Decision, PlainNeeds, RunOutcome, Status
 from pytest_orch.reports.junit import default_classname, write_junit
 from pytest_orch.reports.pictures import write_pictures
 from pytest_orch.reports.run_json import write_run_json

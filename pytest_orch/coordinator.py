@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pytest_orch.dag import Graph
 from pytest_orch.gitstate import dirty_reason
-from pytest_orch.outcomes import Decision, NotRun, RunOutcome, Status
+from pytest_orch.outcomes import Decision, NotRun, PlainNeeds, RunOutcome, Status
 from pytest_orch.plan.model import Plan, Task
 
 RUN = Decision()
@@ -72,14 +72,6 @@ class RunFlags:
     dirty: tuple[str, ...] = ()
     """Uncommitted changes the harness did not write (plan files, reports and .orch/ left out)."""
     allow_dirty: bool = False
-
-
-@dataclass(frozen=True)
-class PlainNeeds:
-    """What a plain test marked ``@pytest.mark.dependency(depends=[...])`` waits for."""
-
-    tasks: tuple[str, ...] = ()
-    nodes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -256,4 +248,4 @@ def _cause(decision: Decision) -> str:
     return decision.reason
 
 
-__all__ = ["RUN", "Capabilities", "Coordinator", "NoHistory", "PlainNeeds", "RunFlags"]
+__all__ = ["RUN", "Capabilities", "Coordinator", "NoHistory", "RunFlags"]

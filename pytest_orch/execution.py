@@ -14,7 +14,6 @@ from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
 from pytest_orch.ratelimit import TokenBucket, buckets_for
 from pytest_orch.session import OrchSession, is_worker
-from pytest_orch.state import read_written_digests
 
 
 class TaskRunner:
@@ -57,6 +56,8 @@ class TaskRunner:
         if live is not None:
             return live
         if self._written is None:
+            from pytest_orch.state import read_written_digests  # a worker imports the store only now
+
             self._written = read_written_digests(self.session.settings.root)
         return self._written
 

@@ -75,6 +75,14 @@ class Decision:
         return self.not_run is None
 
 
+@dataclass(frozen=True)
+class PlainNeeds:
+    """What a plain test marked ``@pytest.mark.dependency(depends=[...])`` waits for."""
+
+    tasks: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+
+
 class RunOutcome(Enum):
     """How a whole run ended (run.json's ``outcome``)."""
 

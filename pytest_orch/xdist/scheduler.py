@@ -31,8 +31,8 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import SESSION_KEY
-from pytest_orch.coordinator import PlainNeeds
 from pytest_orch.dag import longest_paths
+from pytest_orch.outcomes import PlainNeeds
 from pytest_orch.ratelimit import buckets_for
 from pytest_orch.session import PLAN_INPUT
 from pytest_orch.xdist.ready import ReadySet, limits_for

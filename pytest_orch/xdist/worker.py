@@ -24,7 +24,7 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import SESSION_KEY, TaskItem
-from pytest_orch.coordinator import PlainNeeds
+from pytest_orch.outcomes import PlainNeeds
 
 PLACEHOLDER_ID = "pytest-orch::idle"
 MANIFEST_PREFIX = "pytest-orch::dependencies::"
