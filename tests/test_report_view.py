@@ -124,8 +124,8 @@ def test_a_manual_step_blocks_rather_than_fails(tmp_path):
     results = results_for(plan)
     for r in results:
         r.status = Status.SKIPPED
-    found = verdict("failed", results, plan, [Blocked("1.1", "1.1", "pytest --confirm 1.1"),
-                                              Blocked("1.2", "1.1", "pytest --confirm 1.1")])
+    found = verdict("failed", results, plan, [Blocked("1.2", "1.1", "pytest --confirm 1.1"),
+                                              Blocked("1.1", "1.1", "pytest --confirm 1.1", Cause.MANUAL_STEP)])
     assert (found.outcome, found.cause, found.tasks, found.hints) == (
         "blocked", Cause.MANUAL_STEP, ("1.1",), ("pytest --confirm 1.1",))
 

@@ -11,22 +11,15 @@ from pytest_orch.dag import Graph
 from pytest_orch.plan.model import Plan
 from pytest_orch.reports.html import read_history, write_html
 from pytest_orch.reports.timeline import write_timeline
-from pytest_orch.reports.verdict import NOT_RUN_CAUSE, Blocked, Verdict, verdict, word
+from pytest_orch.reports.verdict import NOT_RUN_CAUSE, Blocked, Verdict, verdict
 from pytest_orch.reports.view import RunInfo, critical_path
 from pytest_orch.results import TaskResult
 
 
 def blocked_of(decisions: Iterable[tuple[str, Any]]) -> list[Blocked]:
-    """The coordinator's blocked critical tasks (task id, Decision) as the verdict reads them.
-
-    A Decision that carries its reason typed (``not_run``, an enum) gives the cause directly.
-    """
-    out = []
-    for task_id, decision in decisions:
-        not_run = getattr(decision, "not_run", None)
-        cause = NOT_RUN_CAUSE.get(word(not_run)) if not_run is not None else None
-        out.append(Blocked(task_id, decision.blocked_by, decision.hint, cause))
-    return out
+    """The coordinator's blocked critical tasks (task id, Decision) as the verdict reads them."""
+    return [Blocked(task_id, decision.blocked_by, decision.hint, NOT_RUN_CAUSE[decision.not_run])
+            for task_id, decision in decisions]
 
 
 def write_pictures(folder: Path, results: Sequence[TaskResult], plan: Plan, graph: Graph, *, run_id: str,

@@ -1,7 +1,7 @@
 """The run's outcome with its real cause: failed by a task, blocked by a manual step or a dependency, passed.
 
-Derived from typed inputs (each result's outcome, the plan's task types, the coordinator's skip
-decisions with the task at their root), never from the words of a message.
+Derived from typed inputs (each result's status, the coordinator's decisions with their ``NotRun``
+reason and the task at their root), never from the words of a message.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pytest_orch.outcomes import NotRun
 from pytest_orch.plan.model import Plan
 from pytest_orch.results import TaskResult
 
@@ -29,9 +30,10 @@ class Cause(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-# a Decision's typed reason for not running (its ``not_run`` enum's value) -> the run's cause
-NOT_RUN_CAUSE = {"unconfirmed": Cause.MANUAL_STEP, "dependency": Cause.DEPENDENCY_NOT_DONE,
-                 "refused_dirty": Cause.REFUSED, "not_ready": Cause.NOT_READY, "aborted": Cause.FAILED_TASK}
+# a Decision's typed reason for not running -> the run's cause
+NOT_RUN_CAUSE = {NotRun.UNCONFIRMED: Cause.MANUAL_STEP, NotRun.DEPENDENCY: Cause.DEPENDENCY_NOT_DONE,
+                 NotRun.REFUSED_DIRTY: Cause.REFUSED, NotRun.NOT_READY: Cause.NOT_READY,
+                 NotRun.ABORTED: Cause.FAILED_TASK}
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,7 @@ class Blocked:
     task_id: str
     root: str | None
     hint: str = ""
-    cause: Cause | None = None
-    """When the decision says it in a typed field; otherwise derived from the root task."""
+    cause: Cause = Cause.DEPENDENCY_NOT_DONE
 
 
 @dataclass(frozen=True)
@@ -84,20 +85,13 @@ def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Se
     if failed:
         return Verdict("failed", Cause.FAILED_TASK, failed)
     if blocked:
-        roots: dict[str, Cause] = {}
+        # the cause at a root is the root's own decision when it is blocked itself (a manual step,
+        # a refusal); its dependents only say that it was not done
+        roots: dict[str, Cause] = {item.task_id: item.cause for item in blocked
+                                   if (item.root or item.task_id) == item.task_id}
         for item in blocked:
-            root = item.root or item.task_id
-            task = plan.tasks.get(root)
-            if item.cause is not None and item.cause is not Cause.FAILED_TASK:
-                roots.setdefault(root, item.cause)
-            elif item.cause is Cause.FAILED_TASK:
-                continue  # not run because a task failed: the failure is the cause, found above
-            elif task is not None and task.type == "manual":
-                roots.setdefault(root, Cause.MANUAL_STEP)
-            elif root == item.task_id:
-                roots.setdefault(root, Cause.REFUSED)
-            else:
-                roots.setdefault(root, Cause.DEPENDENCY_NOT_DONE)
+            roots.setdefault(item.root or item.task_id, item.cause)
+        roots = {root: cause for root, cause in roots.items() if cause is not Cause.FAILED_TASK}
         # a manual step outranks the rest: confirming it is what a person does next
         for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED, Cause.NOT_READY):
             tasks = tuple(r for r, c in roots.items() if c is cause)
