@@ -27,6 +27,7 @@ class ManualHandler:
     writes_files: ClassVar[bool] = False
     needs_confirmation: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True  # it changes no file
+    typical_seconds: ClassVar[float] = 0.001  # a check of a confirmation: -n does not pay off for it
 
     def validate(self, task: Task) -> None:
         params.expect(task, "instructions", str, required=True)

@@ -127,6 +127,7 @@ class TestGenerationHandler:
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
+    typical_seconds: ClassVar[float] = 0.01  # a render and a parse in Python: -n does not pay off for it
 
     def validate(self, task: Task) -> None:
         validate_template_keys(task)

@@ -155,6 +155,24 @@ def run_in_process(config: pytest.Config) -> None:
         config.option.tx = []
 
 
+def local_workers_asked(config: pytest.Config) -> int | None:
+    """How many local workers -n asked for (xdist turned it into ``--tx popen`` specs already);
+    None when not distributing, or when any spec is not a plain local ``popen`` (remote hosts)."""
+    specs = list(getattr(config.option, "tx", None) or [])
+    if getattr(config.option, "dist", "no") == "no" or not specs or any(spec != "popen" for spec in specs):
+        return None
+    return len(specs)
+
+
+def limit_local_workers(config: pytest.Config, workers: int) -> None:
+    """Start ``workers`` local workers instead of the number -n asked for (before xdist starts any)."""
+    if workers == 0:
+        run_in_process(config)
+        return
+    config.option.tx = ["popen"] * workers
+    config.option.numprocesses = workers
+
+
 def session_should_stop(config: pytest.Config) -> bool:
     """-x, --maxfail or an interrupt, as xdist's controller loop records it."""
     return bool(getattr(dsession(config), "shouldstop", False))

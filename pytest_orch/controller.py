@@ -54,6 +54,8 @@ class Controller:
         self.suite: compat.SuiteRecorder | None = None
         self.starts: dict[str, int] = {}
         self.status_shown = False
+        self.notes: list[str] = []
+        """One line each for the run's header (why -n started fewer workers than asked)."""
         self.notified: list[Sent] = []
         self.collector = ResultCollector(self._task_id_of, self._final)
         runner.confirmed = self._confirmed
@@ -257,6 +259,9 @@ class Controller:
         if decision is None or not decision.reason:
             return None
         return "passed", ".", (f"PASSED ({decision.reason})", {"green": True})
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return [f"pytest-orch: {note}" for note in self.notes if note]
 
     # -- collection: start the run, or show the status ----------------------------------------------
     @pytest.hookimpl(tryfirst=True)

@@ -19,6 +19,8 @@ ALLOW_DIRTY_HELP = "run tasks that change files although the git work tree has u
 REPORT_HELP = "where reports go (default: reports/)"
 POOL_HELP = "limit the named pool to N tasks at once (repeatable)"
 STATUS_HELP = "print each task's last outcome and whether it is up to date; run nothing"
+PARALLEL_HELP = ("with -n: auto (default) starts the number of workers the plan's estimated schedule says is "
+                 "fastest, none when one process is; always starts every worker -n asks for")
 PROGRESS_HELP = ("progress while the plan runs: live (a line redrawn in place), lines (one per finished phase), "
                  "off; auto (default): live on a terminal, lines in CI or a pipe")
 NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level notify key (see the README)"
@@ -52,6 +54,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-report", dest="orch_report", metavar="DIR", help=REPORT_HELP)
     group.addoption("--pool", dest="orch_pool", action="append", metavar="NAME=N", help=POOL_HELP)
     group.addoption("--orch-status", dest="orch_status", action="store_true", help=STATUS_HELP)
+    group.addoption("--orch-parallel", dest="orch_parallel", choices=("auto", "always"), default="auto",
+                    help=PARALLEL_HELP)
     group.addoption("--orch-progress", dest="orch_progress", choices=("auto", "live", "lines", "off"),
                     default="auto", help=PROGRESS_HELP)
     group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
@@ -78,6 +82,7 @@ class Settings:
     """--orch-report was given: a dry run writes reports only then (or with --junitxml)."""
     pools: dict[str, int] = field(default_factory=dict)
     status: bool = False
+    parallel: str = "auto"
     graph: str | None = None
     notify: tuple[Any, ...] = ()
     progress: str = "auto"
@@ -121,6 +126,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_named=bool(report),
         pools=pools,
         status=config.getoption("orch_status"),
+        parallel=config.getoption("orch_parallel"),
         graph=config.getoption("orch_graph", None),
         notify=_ini_notify(config),
         progress=config.getoption("orch_progress", "auto"),

@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # --orch-status runs nothing; a dry run is fast and shares one in-memory overlay; a bad
         # plan is a collection error that exits 2 in process (xdist's workers would make it 1)
         compat.run_in_process(config)
+    worker_note = "" if worker else _choose_workers(config, orch)
     if settings.plan_named:
         _add_plan_to_args(config, settings.plan_path)
     if settings.graph and not worker:
@@ -61,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_orch.xdist.scheduler import CONTROLLER_KEY
 
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
+        controller.notes.append(worker_note)
         config.pluginmanager.register(controller, "orch-controller")
         if not settings.status and not settings.graph:
             from pytest_orch.reports.progress import Progress
@@ -82,6 +84,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(scheduler, "orch-xdist")
             config.pluginmanager.register(spawn, "orch-xdist-spawn")
+
+
+def _choose_workers(config: pytest.Config, orch: OrchSession) -> str:
+    """With -n N, start the workers the estimated schedule can use (none when one process is faster)."""
+    asked = compat.local_workers_asked(config)
+    if asked is None or not orch.ok or orch.settings.parallel == "always":
+        return ""
+    from pytest_orch.parallelism import choose_workers, estimator
+    from pytest_orch.state import read_durations
+
+    plan = orch.plan
+    tasks = [t for t in plan.tasks.values() if orch.in_selected_scope(t)]
+    estimate = estimator(read_durations(orch.settings.root), lambda t: orch.typical_seconds(plan.tasks[t]))
+    choice = choose_workers([t.id for t in tasks], orch.graph.prerequisites, estimate, asked)
+    if choice.workers != asked:
+        compat.limit_local_workers(config, choice.workers)
+    return choice.describe(asked)
 
 
 def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:

@@ -149,6 +149,11 @@ class OrchSession:
         """A step a person does: it runs only once confirmed (``--confirm``, or at the prompt)."""
         return bool(getattr(self.handlers[task.type], "needs_confirmation", False))
 
+    def typical_seconds(self, task: Task) -> float | None:
+        """How long the handler usually takes, for a task that never ran; None: it cannot say."""
+        value = getattr(self.handlers[task.type], "typical_seconds", None)
+        return None if value is None else float(value)
+
     def knows_changes(self, task: Task) -> bool:
         """True when the handler's ``Outcome.changed`` is all it changed (a command cannot know)."""
         return bool(getattr(self.handlers[task.type], "knows_changes", False))

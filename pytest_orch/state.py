@@ -433,6 +433,17 @@ def read_written_digests(root: Path) -> dict[str, str | None]:
         return {}
 
 
+def read_durations(root: Path) -> dict[str, float]:
+    """``durations()`` of the project's store, read-only; empty when there is no usable store."""
+    if not (Path(root) / STATE_DIR / DB_NAME).exists():
+        return {}
+    try:
+        with StateStore.open(root, readonly=True) as store:
+            return store.durations()
+    except (StateError, sqlite3.Error):
+        return {}
+
+
 class _tx:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises; inside another, part of it."""
 

@@ -169,7 +169,7 @@ def test_orch_phases_ini_option_names_the_plan(pytester):
     result.assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "n2"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])
 def test_plain_tests_beside_an_uncollected_plan_leave_no_state_or_reports(plan, workers):
     plan.makepyfile(**{"tests/test_unit": "def test_ok():\n    assert True\n"})
     result = plan.runpytest_subprocess("tests", "--junitxml=out.xml", *workers)

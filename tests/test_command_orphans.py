@@ -91,8 +91,8 @@ def end_everything(session: subprocess.Popen[bytes], root: Path) -> None:
 
 @pytest.mark.parametrize(("args", "victim"), [
     ([], "pytest"),
-    (["-n", "2"], "worker"),
-    (["-n", "2"], "controller"),
+    (["-n", "2", "--orch-parallel=always"], "worker"),
+    (["-n", "2", "--orch-parallel=always"], "controller"),
 ], ids=["in-process", "n2-worker", "n2-controller"])
 def test_sigkill_of_the_starting_process_ends_the_commands_group(pytester, args, victim):
     pytester.makefile(".yaml", **{"phases/p1": PLAN})

@@ -141,7 +141,7 @@ def pytest_orch_handler_types():
 """
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "n2"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])
 def test_a_skip_is_a_skip_whatever_its_message_says(pytester, workers):
     pytester.makeconftest(PROJECT_SKIP_HANDLER)
     pytester.makefile(".yaml", **{"phases/p1": """

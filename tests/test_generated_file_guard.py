@@ -31,7 +31,7 @@ def run(pytester: pytest.Pytester, workers: list[str]) -> dict[str, dict]:
     return {t["id"]: t for t in report["tasks"]}
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "n2"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])
 def test_regenerated_while_untouched_kept_once_edited_by_hand(pytester, workers):
     target = pytester.path / "docs" / "gen.md"
     pytester.makefile(".yaml", **{"phases/p1": plan("version one")})

@@ -167,7 +167,7 @@ def test_under_xdist_the_timeline_has_a_lane_per_worker(pytester):
               - {id: "1.2", type: command, run: "sleep 0.5"}
               - {id: "1.3", type: command, run: "true", depends_on: ["1.1", "1.2"]}
         """})
-    pytester.runpytest_subprocess("-n", "2").assert_outcomes(passed=3)
+    pytester.runpytest_subprocess("-n", "2", "--orch-parallel=always").assert_outcomes(passed=3)
     dom = dump_dom(pytester.path / "reports" / "index.html")
     workers = {t["worker"] for t in json.loads((pytester.path / "reports" / "run.json").read_text())["tasks"]}
     timeline = re.search(r'<svg[^>]*id="timeline-svg".*?</svg>', dom, re.S)[0]

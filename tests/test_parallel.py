@@ -12,7 +12,7 @@ pytest.importorskip("xdist")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, dict]]:
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--force", *args)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--force", "--orch-parallel=always", *args)
     report = pytester.path / "reports" / "run.json"
     tasks = {t["id"]: t for t in json.loads(report.read_text())["tasks"]} if report.exists() else {}
     return result, tasks

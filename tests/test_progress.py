@@ -110,7 +110,7 @@ def test_without_a_terminal_each_finished_phase_prints_one_line(pytester):
 
 def test_under_xdist_the_worker_status_does_not_mix_with_results(pytester):
     pytester.makefile(".yaml", **PLAN)
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess("-n", "2", "--orch-parallel=always")
     result.assert_outcomes(passed=4, failed=1)
     out = result.stdout.str()
     assert "collecting: " not in out and not re.search(r"\d+ workers \[\d+ items\]", out)
@@ -131,7 +131,7 @@ def run_in_pty(cwd: Path, *args: str) -> str:
     return done.stdout.decode(errors="replace")
 
 
-@pytest.mark.parametrize("args", [(), ("-n", "2")])
+@pytest.mark.parametrize("args", [(), ("-n", "2", "--orch-parallel=always")])
 def test_on_a_terminal_the_status_line_is_redrawn_in_place(pytester, args):
     pytester.makefile(".yaml", **{**PLAN, "phases/p1": PLAN["phases/p1"].replace('run: "true"}', 'run: "sleep 0.3"}')})
     out = run_in_pty(pytester.path, *args)

@@ -201,7 +201,7 @@ def test_a_confirmed_manual_step_passes_on_a_worker_and_its_dependents_run(pytes
         '{id: "1.1", type: manual, instructions: "Enable branch protection on main"}',
         '{id: "1.2", type: command, run: "touch ran-1.2", depends_on: ["1.1"]}',
     ])
-    result = pytester.runpytest_subprocess("-n", "2", "--confirm", "1.1")
+    result = pytester.runpytest_subprocess("-n", "2", "--orch-parallel=always", "--confirm", "1.1")
     result.assert_outcomes(passed=2)
     assert (pytester.path / "ran-1.2").exists()
 

@@ -54,7 +54,7 @@ PLAN = "phase: 1\ngroups:\n  - id: a\n    tasks:\n" + "".join(
 def test_other_plugins_see_the_tasks_only(pytester, workers):
     pytester.makeconftest(RECORDER)
     pytester.makefile(".yaml", **{"phases/p1": PLAN})
-    result = pytester.runpytest_subprocess("-n", workers, "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-n", workers, "--orch-parallel=always", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
     seen = [json.loads(line) for line in (pytester.path / "seen.jsonl").read_text().splitlines()]
     tasks = {f"phases/p1.yaml::1::a::1.{i}" for i in range(6)}

@@ -60,7 +60,7 @@ def test_the_plan_survives_pickling(tmp_path: Path) -> None:
 def test_workers_take_the_controllers_plan_instead_of_parsing_it(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", **{"phases/p1": PLAN})
     pytester.makeconftest(WORKER_PROBE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--force", "-n", "3")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--force", "-n", "3", "--orch-parallel=always")
     result.assert_outcomes(passed=3)
     probes = sorted(pytester.path.glob("probe-gw*.json"))
     assert len(probes) == 3
@@ -72,7 +72,7 @@ def test_workers_take_the_controllers_plan_instead_of_parsing_it(pytester: pytes
 def test_a_bad_plan_under_n_exits_as_it_does_without(pytester: pytest.Pytester) -> None:
     # plain xdist turns a collection error into exit 1; the plan contract says 2, with or without -n
     pytester.makefile(".yaml", **{"phases/p1": PLAN.replace("depends_on: [a]}", "depends_on: [zz]}", 1)})
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--orch-parallel=always")
     assert result.ret == 2
     result.stdout.fnmatch_lines(["*phases/p1.yaml:6: task 'b' depends on unknown task 'zz'*"])
     assert "Traceback" not in result.stdout.str()

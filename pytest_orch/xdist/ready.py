@@ -95,6 +95,10 @@ class ReadySet(Generic[K]):
     def ready_count(self) -> int:
         return len(self._ready)
 
+    def all_started(self) -> bool:
+        """Every key has started or ended: no key is waiting or ready, so none will need a worker."""
+        return len(self.ended) + len(self.running - self.ended) >= len(self.keys)
+
     def _has_room(self, key: K) -> bool:
         return all(self._running_in[s] < self._caps[s] for s in self._slots.get(key, ()) if s in self._caps)
 

@@ -312,6 +312,19 @@ class DagScheduling:
             self._send(node, [nodeid])
         self._prefetch()
         self._arm_timer()
+        self._release_workers()
+
+    def _release_workers(self) -> None:
+        """Once every task has started, let each worker exit as soon as its own work is done.
+
+        Nothing can become ready any more, so an idle worker goes now and a busy one after its
+        last item, instead of all of them waiting for the last task of the run to end.
+        """
+        if self.crashed or not self.core.all_started():
+            return
+        for node in self.node2pending:
+            if self._usable(node):
+                node.shutdown()
 
     def _prefetch(self) -> None:
         """With more ready tasks than idle workers, queue one behind a running task.
