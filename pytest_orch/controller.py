@@ -31,7 +31,7 @@ from pytest_orch.reports.run_json import write_run_json
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
 from pytest_orch.session import OrchSession
-from pytest_orch.xdist.worker import needs_of
+from pytest_orch.xdist.worker import mark_resolved_done, needs_of
 
 UP_TO_DATE_CATEGORY = "up to date"
 
@@ -207,8 +207,8 @@ class Controller:
             if isinstance(item, TaskItem):
                 self.runner.wait_for_rate_limit(item.task)  # every attempt is a call against the limit
                 compat.mark_dependencies_done(item, sorted(self.session.graph.requires.get(item.task.id, ())))
-            elif needs is not None:
-                _mark_plain_needs_done(item, needs)
+            else:
+                mark_resolved_done(item)
             return None
         self.report_not_run(item.nodeid, decision, item.location)
         compat.teardown_to(item, nextitem)
@@ -368,19 +368,6 @@ class Controller:
             return default_classname(result.nodeid)
         task = self.session.plan.tasks[result.task_id]
         return f"{self.session.plan.name}.{task.phase}.{task.group}"
-
-
-def _mark_plain_needs_done(item: pytest.Item, needs: PlainNeeds) -> None:
-    """pytest-dependency on this item may skip it for names it cannot see done: tell it they are."""
-    from pytest_orch.xdist.worker import RESOLVED_KEY
-
-    names = item.stash.get(RESOLVED_KEY, None)
-    if not names:
-        return
-    marker = item.get_closest_marker("dependency")
-    scope = marker.kwargs.get("scope", "module") if marker is not None else "module"
-    for scoped in {scope, "session"}:
-        compat.mark_dependencies_done(item, names, scope=scoped)
 
 
 def _inside(root: Path, paths: list[Path]) -> list[str]:

@@ -186,6 +186,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         orch = item.config.stash[SESSION_KEY]
         compat.mark_dependencies_done(item, sorted(orch.graph.requires.get(item.task.id, ())))
         return
+    mark_resolved_done(item)
+
+
+def mark_resolved_done(item: pytest.Item) -> None:
+    """Tell pytest-dependency that a plain test's resolved dependencies passed, in its scope."""
     names = item.stash.get(RESOLVED_KEY, None)
     if not names:
         return
