@@ -20,6 +20,7 @@ import pytest
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
 from pytest_orch.coordinator import Capabilities, Coordinator, RunFlags
+from pytest_orch.errors import HandlerError
 from pytest_orch.execution import TaskRunner
 from pytest_orch.gitstate import dirty_excluding, git_status
 from pytest_orch.history import History, open_history
@@ -139,7 +140,7 @@ class Controller:
         ctx = self.runner.context(task)
         try:
             return [ctx.relative(path) for path in writes(task, ctx)]
-        except Exception:  # noqa: BLE001 - a bad path fails the task when it runs; guard the whole tree
+        except HandlerError:  # a path the task may not write fails the task when it runs; guard the whole tree
             return None
 
     def _not_ready(self, task: Any) -> str | None:
@@ -294,7 +295,7 @@ class Controller:
 
         if self.active and self.collector.results and self.coordinator is not None:
             write_summary(terminalreporter, self.session, self.coordinator, self._ordered_results(),
-                          self.report_paths(), self.git_note)
+                          self.report_paths(), self.git_note, self.notified)
 
     def report_paths(self) -> list[Path]:
         if not self.junit_paths:

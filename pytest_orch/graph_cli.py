@@ -8,6 +8,7 @@ durations, when ``.orch/state.db`` has them, colour the nodes and weight the cri
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import pytest
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
 from pytest_orch.reports.graph_text import plan_graph, render
-from pytest_orch.state import StateStore
+from pytest_orch.state import StateError, StateStore
 
 if TYPE_CHECKING:
     from pytest_orch.session import OrchSession
@@ -54,7 +55,7 @@ class GraphPrinter:
         """Each task's last outcome and duration, read-only; nothing when the project keeps no state."""
         try:
             store = StateStore.open(self.session.settings.root, readonly=True)
-        except Exception:  # an unreadable state only costs the colours
+        except (StateError, sqlite3.Error, OSError):  # an unreadable state only costs the colours
             return {}, {}
         try:
             return {t: r.outcome for t, r in store.last_results(include_skipped=True).items()}, store.durations()

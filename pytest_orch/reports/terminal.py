@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def _phase_line(phase_id: str, name: str, results: list[TaskResult]) -> str:
 
 
 def write_summary(tr: Any, session: OrchSession, coordinator: Coordinator, results: list[TaskResult],
-                  report_paths: list[Path], git_note: str = "") -> None:
+                  report_paths: list[Path], git_note: str = "", notified: Iterable[Any] = ()) -> None:
     plan = session.plan
     tasks = [r for r in results if r.task_id is not None]
     if session.settings.dry_run:
@@ -44,7 +45,7 @@ def write_summary(tr: Any, session: OrchSession, coordinator: Coordinator, resul
         tr.write_line(f"note: {git_note}")
     if report_paths:
         tr.write_line("reports: " + ", ".join(str(p) for p in report_paths))
-    for sent in getattr(tr.config.pluginmanager.get_plugin("orch-controller"), "notified", ()):
+    for sent in notified:
         tries = f" ({sent.attempts} attempts)" if sent.attempts > 1 else ""
         if sent.ok:
             tr.write_line(f"notify: {sent.notifier}: sent{tries}")

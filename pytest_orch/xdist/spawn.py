@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from pytest_orch import compat
+
 
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
-    manager = getattr(config.pluginmanager.getplugin("dsession"), "nodemanager", None)
-    group = getattr(manager, "group", None)
+    group = compat.gateway_group(config)
     local = [spec for spec in specs if getattr(spec, "popen", False) and not getattr(spec, "via", None)
              and getattr(spec, "id", None)]
     if group is None or len(local) < 2 or "makegateway" in vars(group):
