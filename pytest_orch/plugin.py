@@ -156,7 +156,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from pytest_orch.xdist.worker import resolve_dependencies
 
     select_items(orch, config, items)
-    if not is_worker(config):
+    if not is_worker(config) and not config.option.collectonly:  # a preview starts no coordinator
         resolve_dependencies(items, set(orch.plan.tasks))  # plain tests' needs, for the coordinator
 
 
