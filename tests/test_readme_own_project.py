@@ -135,3 +135,16 @@ def test_the_reference_example_plan_is_valid(pytester):
     for flag in ("--phase", "--group", "--var", "--confirm", "--pool", "--orch-status", "--dry-run", "--force",
                  "--allow-dirty", "--orch-report", "--plan"):
         assert f"`{flag}" in text, f"{flag} is missing from the reference"
+
+
+def test_every_package_of_the_plugin_goes_into_the_wheel():
+    # 'pip install /path/to/pytest-orch' (the README's first step) builds a wheel from this list; a
+    # package missing from it works in the editable install and fails as soon as it is imported
+    import tomllib
+
+    root = README.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "pytest_orch").rglob("__init__.py")}
+    found |= {"pytest_orch.handlers" + "".join("." + part for part in p.parent.relative_to(root / "handlers").parts)
+              for p in (root / "handlers").rglob("__init__.py")}
+    assert found <= listed, f"missing from [tool.setuptools] packages: {sorted(found - listed)}"
