@@ -137,7 +137,9 @@ def build_graph(plan: Plan) -> Graph:
             direct[checkpoint.id] = set(checkpoint.depends_on)
             via[checkpoint.id] = from_phases
             after[checkpoint.id] = set(phase_body)
-    return Graph(nodes, direct, after, barriers, via)
+    graph = Graph(nodes)  # its parts are built here: no need for __init__ to copy them
+    graph.direct, graph.after, graph.barriers, graph.via = direct, after, barriers, via
+    return graph
 
 
 def find_cycle(graph: Graph) -> list[str] | None:

@@ -75,7 +75,7 @@ def _make_loader(relpath: str) -> type:
                 elif key in result:
                     first = result.key_locs[key]
                     raise PlanError(key_loc, f"duplicate key {key!r} (first at line {first.line})")
-                result[key] = self.construct_object(value_node, deep=True)
+                result[key] = self.value_of(value_node)
                 result.key_locs[key] = key_loc
             return result
 
@@ -87,7 +87,13 @@ def _make_loader(relpath: str) -> type:
             result.loc = _location(relpath, node.start_mark)
             result.item_locs = [_location(relpath, child.start_mark) for child in node.value]
             yield result
-            result.extend(self.construct_object(child, deep=True) for child in node.value)
+            result.extend(self.value_of(child) for child in node.value)
+
+        def value_of(self, node: yaml.Node) -> Any:
+            """A string scalar as it is (most of a plan's values), anything else by its constructor."""
+            if node.tag == STR_TAG and isinstance(node, yaml.ScalarNode):
+                return node.value
+            return self.construct_object(node, deep=True)
 
         def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
             try:
