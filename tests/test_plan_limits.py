@@ -208,3 +208,10 @@ def test_odd_ids_are_refused(pytester, task_id, message):
     task = f'{{id: {task_id}, type: command, run: "true"}}'
     assert_plan_error(pytester, f"*phases/p1.yaml:6: task: id: {message}*",
                       files={"phases/p1": one_task_plan() + f"      - {task}\n"})
+
+
+@pytest.mark.parametrize("key, value", [("timeout", "1.0e+400"), ("retries", "1000"), ("retry_delay", "86400")])
+def test_notifier_numbers_have_ranges_too(pytester, key, value):
+    head = f"notify:\n  - {{when: [failure], command: [scripts/page.sh], {key}: {value}}}\n"
+    assert_plan_error(pytester, f"*phases/p1.yaml:2: notify: {key} must be a * from * to *, not *",
+                      files={"phases/p1": head + one_task_plan()})

@@ -133,7 +133,7 @@ def test_the_reference_example_plan_is_valid(pytester):
         "4 tasks in 2 phases (1 checkpoint among them)",
     ])
     for flag in ("--phase", "--group", "--var", "--confirm", "--pool", "--orch-status", "--dry-run", "--force",
-                 "--allow-dirty", "--orch-report", "--plan"):
+                 "--allow-dirty", "--orch-report", "--plan", "--orch-graph", "--orch-progress"):
         assert f"`{flag}" in text, f"{flag} is missing from the reference"
 
 
