@@ -3,8 +3,6 @@
 The companion of test_plan_errors.py, for input that once crashed, hung or passed silently.
 """
 
-import time
-
 import pytest
 
 GOOD_TASK = '{id: "1.1", type: command, run: "touch ran.txt"}'
@@ -47,10 +45,9 @@ def test_alias_bomb_is_refused_at_once(pytester, where):
     else:
         text = one_task_plan('{id: "1.1", type: command, run: "touch ran.txt", env: {X: *a9}}',
                              head="x-bomb:\n" + alias_bomb())
-    started = time.monotonic()
+    # before, this took minutes and gigabytes; the size is now measured on the parser's nodes, unexpanded
     assert_plan_error(pytester, "*phases/p1.yaml:*: YAML aliases expand this value to more than 1,000,000 values*",
                       files={"phases/p1": text})
-    assert time.monotonic() - started < 60  # minutes and gigabytes before; generous for a loaded machine
 
 
 def test_aliases_of_ordinary_size_still_work(pytester):
