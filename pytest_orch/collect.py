@@ -11,6 +11,7 @@ import pytest
 
 from pytest_orch.errors import HandlerError, OrchError
 from pytest_orch.outcomes import Status
+from pytest_orch.plan.files import relative_to_root
 from pytest_orch.plan.model import CHECKPOINT_GROUP, Group, Phase, Task
 from pytest_orch.policy import policy_markers
 from pytest_orch.results import ORCH_PROPERTY
@@ -35,17 +36,45 @@ def task_nodeid(task: Task, phase_file: str) -> str:
 class PlanFile(pytest.File):
     """One plan file; its phases are loaded from the whole plan, validated once per session."""
 
+    @classmethod
+    def for_path(cls, parent: pytest.Collector, path: Path, session: OrchSession) -> PlanFile:
+        """The node of one plan file, its node id the path relative to the rootdir.
+
+        pytest would name a plan outside the rootdir (``--plan ../plans/x.yaml``) after the
+        argument that led to it, often "", and the controller could not find its tasks by node id.
+        """
+        return cls.from_parent(parent, path=path, nodeid=relative_to_root(path, session.settings.root))
+
     def collect(self) -> Iterator[PhaseNode]:
         session: OrchSession = self.config.stash[SESSION_KEY]
-        root = session.settings.root.resolve()
-        rel = self.path.resolve().relative_to(root).as_posix() \
-            if self.path.resolve().is_relative_to(root) else self.path.as_posix()
+        rel = relative_to_root(self.path, session.settings.root)
         errors = session.errors_in(rel)
         if errors:
             raise self.CollectError("\n".join(errors))
+        if not session.ok:
+            return  # another file's errors stop the run; this one has nothing to add to them
         for phase in session.plan.phases:
             if phase.file == rel:
                 yield PhaseNode.from_parent(self, name=phase.id, phase=phase)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, OrchError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)  # type: ignore[return-value]
+
+
+class PlanFolder(pytest.Dir):
+    """The plan's folder when it holds no plan file: collecting it reports that, as a plan error.
+
+    Only when the folder itself is collected (``pytest``, ``pytest phases``): ``pytest tests``
+    beside a plan never looks at it.
+    """
+
+    def collect(self):  # type: ignore[override]
+        errors = self.config.stash[SESSION_KEY].all_errors()
+        if errors:
+            raise self.CollectError("\n".join(errors))
+        return super().collect()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
         if isinstance(excinfo.value, OrchError):

@@ -9,6 +9,7 @@ before a user meets it. ``pyproject.toml`` bounds these packages to the majors l
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 from collections.abc import Callable
 from typing import Any
@@ -380,3 +381,72 @@ def _probe_reports() -> None:
 
 
 PROBES["pytest-xdist and pytest: the terminal's status line (progress display)"] = _probe_reports
+
+
+# -- plan input (issue 10): the rootdir pytest chose from an option's value ---------------------------
+def redetermine_rootdir(config: pytest.Config, args: list[str]) -> None:
+    """Decide the rootdir and ini file again, now that pytest knows our options take a value.
+
+    pytest decides the rootdir (and finds the ini file) before it loads plugins, so in
+    ``pytest --plan ../plans/extra.yaml`` the value of an option it does not know yet counts as a
+    test path: the rootdir became the common ancestor of the project and the plan's folder, the
+    project's ini file was not read, and .orch/ and reports/ went there. Called from
+    ``pytest_load_initial_conftests``, after pytest has parsed the arguments again with every
+    plugin's options, and before anything reads the rootdir. When that brings in an ini file pytest
+    had missed, its ``addopts`` go in front of ``args`` as pytest would have put them (pytest parses
+    ``args`` into the options right after the hook).
+
+    Uses ``_pytest.config.findpaths.determine_setup`` and the Config attributes it fills
+    (``_rootpath``, ``_inipath``, ``_inicfg``, ``_ignored_config_files``, ``_inicache``,
+    ``_parser``, ``_validate_args``); checked against pytest 9.2, written for 8.x too.
+    """
+    try:
+        from _pytest.config.findpaths import determine_setup
+    except ImportError:
+        raise moved("pytest", "_pytest.config.findpaths.determine_setup") from None
+    for name in ("_rootpath", "_inipath", "_inicfg", "_inicache", "_parser"):
+        _attr(config, name, "pytest", f"Config.{name}")
+    ns = config.known_args_namespace
+    given = {"inifile": ns.inifilename, "override_ini": ns.override_ini, "args": ns.file_or_dir,
+             "rootdir_cmd_arg": ns.rootdir or None, "invocation_dir": config.invocation_params.dir}
+    # pytest 8 has no override_ini parameter and returns no ignored config files
+    result = determine_setup(**{k: v for k, v in given.items() if k in _setup_parameters(determine_setup)})
+    rootpath, inipath, inicfg = result[:3]
+    ignored = result[3] if len(result) > 3 else []
+    if (rootpath, inipath) == (config.rootpath, config.inipath):
+        return
+    derived_confcutdir = str(config.inipath.parent if config.inipath else config.rootpath)
+    new_ini = inipath != config.inipath
+    config._rootpath = rootpath
+    config._inipath = inipath
+    config._inicfg = inicfg
+    config._ignored_config_files = ignored
+    config._inicache.clear()
+    config._parser.extra_info["rootdir"] = str(rootpath)
+    config._parser.extra_info["inifile"] = str(inipath)
+    if new_ini and config.getini("addopts"):
+        validate = _attr(config, "_validate_args", "pytest", "Config._validate_args")
+        args[:] = validate(config.getini("addopts"), "via addopts config") + args
+        config.known_args_namespace = ns = config._parser.parse_known_args(args, namespace=copy.copy(config.option))
+    if ns.confcutdir == derived_confcutdir:  # pytest derived it from the wrong rootdir just before
+        ns.confcutdir = str(inipath.parent if inipath else rootpath)
+
+
+def _setup_parameters(determine_setup: Callable[..., Any]) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(determine_setup).parameters)
+
+
+def _probe_plan_input() -> None:
+    from _pytest.config import Config
+    from _pytest.config.findpaths import determine_setup
+
+    known = {"inifile", "override_ini", "args", "rootdir_cmd_arg", "invocation_dir"}
+    parameters = _setup_parameters(determine_setup)
+    if not {"args", "invocation_dir"} <= parameters <= known:
+        raise moved("pytest", "determine_setup(inifile, override_ini, args, rootdir_cmd_arg, invocation_dir)")
+    _attr(Config, "_validate_args", "pytest", "Config._validate_args")
+
+
+PROBES["pytest: the rootdir decision"] = _probe_plan_input

@@ -207,7 +207,7 @@ class Controller:
         if decision.runs:
             if isinstance(item, TaskItem):
                 self.runner.wait_for_rate_limit(item.task)  # every attempt is a call against the limit
-                compat.mark_dependencies_done(item, sorted(self.session.graph.requires.get(item.task.id, ())))
+                compat.mark_dependencies_done(item, sorted(self.session.graph.direct.get(item.task.id, ())))
             else:
                 mark_resolved_done(item)
             return None
@@ -273,7 +273,7 @@ class Controller:
         from pytest_orch.reports.status import write_status
 
         if not self.session.ok:
-            raise pytest.UsageError("\n".join(self.session.all_errors()))
+            return None  # collecting reports the plan's errors, exit 2 as for any run
         history = open_history(self.session, self.run_id, readonly=True, context_of=self.runner.context)
         try:
             write_status(self.config.pluginmanager.get_plugin("terminalreporter"), self.session, history)

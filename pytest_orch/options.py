@@ -27,6 +27,12 @@ NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level not
 GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
 
+# the flags that take a value: written "--plan PATH" (not "--plan=PATH"), pytest takes the value for a
+# test path while it decides the rootdir, before it knows these flags (see compat.redetermine_rootdir)
+VALUE_FLAGS = frozenset({"--plan", "--phase", "--group", "--var", "--confirm", "--orch-report", "--pool"})
+MAX_POOL = 10_000  # as a plan's pool sizes (plan/checks.py)
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -104,8 +110,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--plan {named}: no such file or folder")
     pools = {}
     for name, value in _pairs(config.getoption("orch_pool"), "--pool").items():
-        if not value.isdigit() or int(value) < 1:
-            raise pytest.UsageError(f"--pool {name}={value}: N must be a whole number >= 1")
+        if not value.isdigit() or not 1 <= int(value) <= MAX_POOL:
+            raise pytest.UsageError(f"--pool {name}={value}: N must be a whole number from 1 to {MAX_POOL}")
         pools[name] = int(value)
     report = config.getoption("orch_report")
     report_dir = Path(report) if report else root / "reports"

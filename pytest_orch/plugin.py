@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_orch import compat, hookspecs, timeouts
-from pytest_orch.collect import RUNNER_KEY, SESSION_KEY, PlanFile
+from pytest_orch.collect import RUNNER_KEY, SESSION_KEY, PlanFile, PlanFolder
 from pytest_orch.collect import pytest_runtest_makereport as pytest_runtest_makereport  # noqa: F401
 from pytest_orch.execution import TaskRunner
-from pytest_orch.options import add_options, resolve_settings
+from pytest_orch.options import VALUE_FLAGS, add_options, resolve_settings
 from pytest_orch.registry import entry_point_handler_types
 from pytest_orch.session import OrchSession, is_worker
+from pytest_orch.usage import check_flags
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -22,6 +22,13 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """`--plan ../x.yaml` must not move the rootdir: pytest decided it before it knew --plan."""
+    if any(arg in VALUE_FLAGS for arg in args):  # only then can pytest have taken a value for a path
+        compat.redetermine_rootdir(early_config, args)
 
 
 @pytest.hookimpl
@@ -38,6 +45,7 @@ def _session(config: pytest.Config) -> OrchSession | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
+    check_flags(config, settings)
     if not settings.has_plan:
         return  # no plan: plain pytest, untouched
     orch = OrchSession(config, settings)
@@ -59,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(timeouts, "orch-timeouts")
     if not worker:
         from pytest_orch.controller import Controller
+        from pytest_orch.reports.terminal import FullReasons
         from pytest_orch.xdist.scheduler import CONTROLLER_KEY
 
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
@@ -73,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 return ctl.coordinator.selected, (ctl.history.durations() if ctl.history is not None else {})
 
             config.pluginmanager.register(Progress(orch, settings.progress, run_view), "orch-progress")
+        config.pluginmanager.register(FullReasons(config, orch.task_id_of), "orch-full-reasons")
     if config.pluginmanager.hasplugin("xdist"):
         # registered only with xdist present: its hooks are unknown to pytest otherwise
         if worker:
@@ -116,7 +126,15 @@ def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
     orch = parent.config.stash.get(SESSION_KEY, None)
     if orch is not None and orch.is_plan_file(file_path):
-        return PlanFile.from_parent(parent, path=file_path)
+        return PlanFile.for_path(parent, file_path, orch)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    orch = parent.config.stash.get(SESSION_KEY, None)
+    if orch is not None and orch.is_empty_plan_folder(path):
+        return PlanFolder.from_parent(parent, path=path)
     return None
 
 
@@ -138,14 +156,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from pytest_orch.xdist.worker import resolve_dependencies
 
     select_items(orch, config, items)
-    if not is_worker(config):
+    if not is_worker(config) and not config.option.collectonly:  # a preview starts no coordinator
         resolve_dependencies(items, set(orch.plan.tasks))  # plain tests' needs, for the coordinator
 
 
-def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> Any:
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With --collect-only, after pytest's tree: the plan preview, one table in plan order and a footer."""
+    config = session.config
     orch = _session(config)
-    if orch is None or not config.option.collectonly or config.option.verbose < 0:
-        return None
-    from pytest_orch.reports.preview import preview_lines
+    if orch is not None and config.option.collectonly and config.option.verbose >= 0:
+        from pytest_orch.reports.preview import write_preview
 
-    return preview_lines(orch, items)
+        write_preview(config.pluginmanager.get_plugin("terminalreporter"), orch, session.items)

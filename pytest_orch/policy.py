@@ -11,10 +11,11 @@ from pytest_orch.timeouts import backstop
 
 def policy_markers(task: Task, graph: Graph) -> list[pytest.MarkDecorator]:
     """Markers for pytest-dependency, pytest-timeout and pytest-rerunfailures."""
+    # pytest-dependency sees the dependencies the task declares; those its phase and group imply
+    # are the coordinator's to enforce (as it does for all of them): listing every task of every
+    # earlier phase on every task would make collecting a large plan quadratic
     markers = [
-        pytest.mark.dependency(
-            name=task.id, depends=sorted(graph.requires.get(task.id, ())), scope="session"
-        )
+        pytest.mark.dependency(name=task.id, depends=sorted(graph.direct.get(task.id, ())), scope="session")
     ]
     if task.timeout is not None:
         # the handler enforces task.timeout itself; pytest-timeout only catches one stuck in Python

@@ -110,21 +110,21 @@ class OrchSession:
             return path.resolve() in self.plan_file_paths
         return path.suffix in (".yaml", ".yml") and path.resolve() in self.plan_file_paths
 
+    def is_empty_plan_folder(self, path: Path) -> bool:
+        """True for the plan's folder when it holds no plan file (collecting it is then an error)."""
+        location = self.settings.plan_path
+        return location.is_dir() and not self.plan_file_paths and path.resolve() == location.resolve()
+
     def task_id_of(self, nodeid: str) -> str | None:
         return self.nodeids.get(nodeid) if self.ok else None
 
     # -- selection --------------------------------------------------------------------------------
     def selection_errors(self) -> list[str]:
-        """--phase and --group values that name nothing in the plan."""
-        plan = self.plan
-        phases = [p.id for p in plan.phases]
-        errors = [f"--phase {wanted}: no such phase in the plan (phases: {', '.join(phases)})"
-                  for wanted in sorted(self.settings.phases - set(phases))]
-        groups = {g.id for p in plan.phases for g in p.groups} | \
-            {f"{p.id}.{g.id}" for p in plan.phases for g in p.groups}
-        errors += [f"--group {wanted}: no such group in the plan (groups: {', '.join(sorted(groups))})"
-                   for wanted in sorted(self.settings.groups - groups)]
-        return errors
+        """--phase, --group, --confirm, --var and --pool values that name nothing in the plan."""
+        from pytest_orch.usage import selection_errors
+
+        manual = [t.id for t in self.plan.tasks.values() if self.needs_confirmation(t)]
+        return selection_errors(self.settings, self.plan, manual)
 
     def in_selected_scope(self, task: Task) -> bool:
         """True when --phase and --group leave the task in."""

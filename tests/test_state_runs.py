@@ -191,10 +191,10 @@ def test_status_shows_last_outcome_and_staleness(project):
     result = project.runpytest("--orch-status")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([
-        "phase 1: *", "  group a: a",
+        "phase 1: *", "  group a: a (parallel)",
         "    1.1 *passed*stale: input src/a.txt changed",
         "    1.2 *passed*stale: dependency 1.1 is not up to date",
-        "phase 2: *", "  group b: b", "    2.1 * never ran",
+        "phase 2: *", "  group b: b (parallel)", "    2.1 * never ran",
     ])
     assert log_lines(project) == ["1.1"]
 

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pytest_orch.plan.suggest import suggest
 
+# The ranges of the plan's numbers (docs/plan-format.md lists them): wide enough for any real
+# plan, narrow enough that nothing downstream (timers, sleeps, counters) overflows.
+DAY = 86_400.0
+WEEK = 7 * DAY
+MAX_TIMEOUT = WEEK
+MAX_RETRY_DELAY = DAY
+MAX_BACKOFF = 10.0
+MAX_RETRIES = 100
+MAX_PARALLEL = 10_000  # max_parallel, pool sizes and --pool
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # line breaks and other control characters
+
 
 def ident(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
-        raise TypeError(f"expected an id (string or number), got {value!r}")
-    return str(value)
+        raise TypeError(f"expected an id (string or number), got {_short(value)}")
+    text = str(value)
+    # an id becomes part of a pytest node id, a -k expression and a terminal line
+    if not text.strip():
+        raise ValueError(f"an id must not be blank, got {text!r}")
+    if _CONTROL.search(text):
+        raise ValueError(f"an id must not contain a line break or control character, got {_short(text)}")
+    if text != text.strip():
+        raise ValueError(f"an id must not begin or end with a space, got {text!r}")
+    return text
 
 
 def id_list(value: Any) -> tuple[str, ...]:
@@ -28,28 +49,49 @@ def str_list(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def number(minimum: float, allow_zero: bool = True) -> Callable[[Any], float]:
+def number(minimum: float, maximum: float, allow_zero: bool = True) -> Callable[[Any], float]:
+    """A finite number in [minimum, maximum] (zero excluded unless ``allow_zero``)."""
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"expected a number, got {value!r}")
         if value < minimum or (not allow_zero and value == 0):
-            raise ValueError(f"must be {'> 0' if not allow_zero else f'>= {minimum:g}'}, got {value!r}")
+            low = "> 0" if not allow_zero and minimum == 0 else f">= {minimum:g}"
+            raise ValueError(f"must be {low}, got {_short(value)}")
+        if not math.isfinite(value) or value > maximum:
+            raise ValueError(f"must be at most {maximum:g}{_unit(maximum)}, got {_short(value)}")
         return float(value)
     return check
 
 
-def count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a whole number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return value
+def whole(minimum: int, maximum: int) -> Callable[[Any], int]:
+    """A whole number in [minimum, maximum]."""
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected a whole number, got {_short(value)}")
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {_short(value)}")
+        if value > maximum:
+            raise ValueError(f"must be at most {maximum}, got {_short(value)}")
+        return value
+    return check
 
 
-def positive_int(value: Any) -> int:
-    if count(value) < 1:
-        raise ValueError(f"must be >= 1, got {value}")
-    return value
+timeout = number(0, MAX_TIMEOUT, allow_zero=False)
+count = whole(0, MAX_RETRIES)
+positive_int = whole(1, MAX_PARALLEL)
+
+
+def _short(value: Any) -> str:
+    """A value for a message: a number of 5000 digits is not worth printing."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def _unit(maximum: float) -> str:
+    for seconds, name in ((WEEK, " (7 days)"), (DAY, " (1 day)")):
+        if maximum == seconds:
+            return name
+    return ""
 
 
 def boolean(value: Any) -> bool:
@@ -90,5 +132,5 @@ def rate_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise TypeError("expected a mapping of pool name: rate such as '50/minute'")
     for rate in value.values():
-        parse_rate(str(rate))
+        parse_rate(str(rate))  # its range is checked there: between 1 a day and 10 000 a second
     return {str(k): str(v) for k, v in value.items()}

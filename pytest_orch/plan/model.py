@@ -91,6 +91,8 @@ class Plan:
     files: tuple[str, ...]
     notify: tuple[Any, ...] = ()
     """Notifiers (pytest_orch.plan.notify.Notifier) from the plan files' top-level ``notify`` keys."""
+    variable_names: frozenset[str] = frozenset()
+    """Names declared under ``vars`` or used as ``${NAME}``: what ``--var`` may set."""
 
     def __post_init__(self) -> None:
         tasks = {t.id: t for p in self.phases for t in p.all_tasks}
@@ -100,7 +102,7 @@ class Plan:
         # the task index is derived and a mappingproxy cannot be pickled; xdist workers receive
         # the controller's plan pickled, so rebuild the index from the fields
         return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files,
-                       self.notify))
+                       self.notify, self.variable_names))
 
     @property
     def tasks(self) -> Mapping[str, Task]:

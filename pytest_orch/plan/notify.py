@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_orch.errors import Location
+from pytest_orch.plan import checks
 from pytest_orch.plan.suggest import suggest
 
 WHEN = ("success", "failure", "blocked", "always")
@@ -104,9 +105,10 @@ def _notifier(data: Any, loc: Location, root: Path, error: Callable[[Location, s
     url_env = None
     if "webhook" in data:
         url_env = _webhook(data["webhook"], bad, environ)
-    timeout = _number(data, "timeout", 10.0, bad, minimum=0.1)
-    retries = int(_number(data, "retries", 2, bad, minimum=0, whole=True))
-    retry_delay = _number(data, "retry_delay", 1.0, bad, minimum=0)
+    # the same kind of ranges as a task's (checks.py): a notifier waits minutes at most, not forever
+    timeout = _number(data, "timeout", 10.0, bad, minimum=0.1, maximum=3600)
+    retries = int(_number(data, "retries", 2, bad, minimum=0, maximum=checks.MAX_RETRIES, whole=True))
+    retry_delay = _number(data, "retry_delay", 1.0, bad, minimum=0, maximum=3600)
     if problems:
         return None
     return Notifier(frozenset(when), command, url_env, timeout, retries, retry_delay, loc)
@@ -155,11 +157,12 @@ def _webhook(value: Any, bad: Callable[[str, str], None], environ: Mapping[str, 
 
 
 def _number(data: dict, key: str, default: float, bad: Callable[[str, str], None], *, minimum: float,
-            whole: bool = False) -> float:
+            maximum: float, whole: bool = False) -> float:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum or \
+    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum or \
             (whole and not isinstance(value, int)):
         kind = "a whole number" if whole else "a number"
-        bad(key, f"notify: {key} must be {kind} >= {minimum:g}, not {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
+        bad(key, f"notify: {key} must be {kind} from {minimum:g} to {maximum:g}, not {shown}")
         return default
     return float(value)

@@ -11,7 +11,7 @@ from pytest_orch import dag
 from pytest_orch.errors import Location, PlanError, PlanErrors
 from pytest_orch.fingerprint import NON_SEMANTIC_KEYS
 from pytest_orch.plan import checks
-from pytest_orch.plan.files import plan_files
+from pytest_orch.plan.files import plan_files, relative_to_root
 from pytest_orch.plan.load import MarkedDict, MarkedList, load_yaml
 from pytest_orch.plan.model import (
     CHECKPOINT_GROUP,
@@ -79,10 +79,15 @@ class PlanBuilder:
         self.rate_limits: dict[str, str] = {}
         self.variables: dict[str, str] = {}
         self.notify: list[Notifier] = []
+        self.variable_names: set[str] = set()
 
-    def build(self, files: list[Path], name: str) -> Plan:
+    def build(self, files: list[Path], name: str, location: Path | None = None) -> Plan:
         phases: list[Phase] = []
         relfiles = []
+        if not files and location is not None:
+            rel = _relative(location, self.root)
+            self.check.error(None, f"{rel}/: the plan folder holds no plan file (*.yaml or *.yml); "
+                             f"add one, or name another plan with --plan or the orch_phases ini option")
         for path in files:
             rel = _relative(path, self.root)
             relfiles.append(rel)
@@ -96,7 +101,8 @@ class PlanBuilder:
         if self.check.errors:
             raise PlanErrors(self.check.errors)
         plan = Plan(name=name, phases=tuple(phases), pools=self.pools, rate_limits=self.rate_limits,
-                    variables=self.variables, files=tuple(relfiles), notify=tuple(self.notify))
+                    variables=self.variables, files=tuple(relfiles), notify=tuple(self.notify),
+                    variable_names=frozenset(self.variable_names))
         self._check_cycles(plan)
         if self.check.errors:
             raise PlanErrors(self.check.errors)
@@ -104,7 +110,9 @@ class PlanBuilder:
 
     def _file(self, raw: Any, rel: str, folder: Path) -> list[Phase]:
         loc = Location(rel, 1)
-        if raw is None:
+        if raw is None:  # nothing but comments, or nothing at all: a file the user expects to count
+            self.check.error(loc, "the plan file is empty (a plan file holds one phase, "
+                             "'phase:' with its 'groups:', or a 'phases:' list)")
             return []
         data = self.check.mapping(raw, loc, "a plan file")
         if data is None:
@@ -115,8 +123,10 @@ class PlanBuilder:
                 store.update(self.check.typed(data, key, check, {}, rel))
         if "notify" in data:
             self.notify += parse_notify(data["notify"], data.loc_of("notify"), self.root, self.check.error)
-        file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)
         if "phases" in data:
+            # a file of one phase has its vars read once, as the phase's own, below
+            file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)
+            self.variable_names.update(file_vars)
             self.check.keys(data, FILE_KEYS, "a plan file")
             items = data["phases"]
             if not isinstance(items, MarkedList):
@@ -144,10 +154,12 @@ class PlanBuilder:
         if phase_id is None:
             return None
         what = f"phase {phase_id!r}"
-        variables = {**file_vars, **self.check.typed(data, "vars", checks.var_map, {}, what), **self.overrides}
+        phase_vars = self.check.typed(data, "vars", checks.var_map, {}, what)
+        self.variable_names.update(phase_vars)
+        variables = {**file_vars, **phase_vars, **self.overrides}
         self.variables.update(variables)
         try:
-            data = substitute_all(data, variables, data.loc)
+            data = substitute_all(data, variables, data.loc, self.variable_names)
         except PlanError as err:
             self.check.errors.append(err)
             return None
@@ -212,10 +224,10 @@ class PlanBuilder:
             id=task_id, phase=phase_id, group=group_id, type=str(type_name),
             name=self.check.typed(data, "name", checks.text, task_id, what),
             depends_on=self.check.typed(data, "depends_on", checks.id_list, (), what),
-            timeout=self.check.typed(data, "timeout", checks.number(0, allow_zero=False), None, what),
+            timeout=self.check.typed(data, "timeout", checks.timeout, None, what),
             retries=self.check.typed(data, "retries", checks.count, 0, what),
-            retry_delay=self.check.typed(data, "retry_delay", checks.number(0), 0.0, what),
-            backoff=self.check.typed(data, "backoff", checks.number(1), 1.0, what),
+            retry_delay=self.check.typed(data, "retry_delay", checks.number(0, checks.MAX_RETRY_DELAY), 0.0, what),
+            backoff=self.check.typed(data, "backoff", checks.number(1, checks.MAX_BACKOFF), 1.0, what),
             on_failure=self.check.typed(data, "on_failure", checks.choice(ON_FAILURE), "skip_dependents", what),
             critical=self.check.typed(data, "critical", checks.boolean, True, what),
             pool=self.check.typed(data, "pool", checks.text, None, what),
@@ -235,6 +247,11 @@ class PlanBuilder:
                 self._writable(task, key, task.params.get(key))
         for pattern in task.inputs:
             self._inside_root(task, "inputs", pattern)
+        if task.retries and task.retry_delay * task.backoff ** (task.retries - 1) > checks.MAX_RETRY_DELAY:
+            wait = task.retry_delay * task.backoff ** (task.retries - 1)
+            self.check.error(task.loc_of("backoff" if "backoff" in data else "retry_delay"),
+                             f"{what}: the last retry would wait {wait:.3g} s (retry_delay x backoff ** "
+                             f"(retries - 1)); at most {checks.MAX_RETRY_DELAY:g} s (1 day)")
         return task
 
     def _inside_root(self, task: Task, key: str, value: Any) -> None:
@@ -275,9 +292,14 @@ class PlanBuilder:
                 seen_groups.setdefault(group.id, group)
             for group in phase.groups:
                 for dep in group.depends_on:
-                    if dep not in seen_groups or dep == group.id:
+                    if dep == group.id:
+                        self.check.error(group.depends_loc, f"group {group.id!r} of phase {phase.id!r} "
+                                         f"depends on itself")
+                    elif dep not in seen_groups:
                         self.check.error(group.depends_loc, f"group {group.id!r} depends on unknown group {dep!r} "
                                          f"of phase {phase.id!r}{suggest(dep, seen_groups)}")
+            self._scope_cycle(f"groups of phase {phase.id!r}",
+                              {g.id: (g.depends_on, g.depends_loc) for g in phase.groups})
             for task in phase.all_tasks:
                 if task.id in seen_tasks:
                     self.check.error(task.loc, f"duplicate task id {task.id!r} "
@@ -285,16 +307,28 @@ class PlanBuilder:
                 seen_tasks.setdefault(task.id, task)
         for phase in phases:
             for dep in phase.depends_on:
-                if dep not in seen_phases or dep == phase.id:
+                if dep == phase.id:
+                    self.check.error(phase.depends_loc, f"phase {phase.id!r} depends on itself")
+                elif dep not in seen_phases:
                     self.check.error(phase.depends_loc, f"phase {phase.id!r} depends on unknown phase {dep!r}"
                                      f"{suggest(dep, seen_phases)}")
             for task in phase.all_tasks:
                 for dep in task.depends_on:
                     if dep not in seen_tasks:
+                        others = [t for t in seen_tasks if t != task.id]  # never suggest itself
                         self.check.error(task.loc_of("depends_on"), f"task {task.id!r} depends on "
-                                         f"unknown task {dep!r}{suggest(dep, seen_tasks)}")
+                                         f"unknown task {dep!r}{suggest(dep, others)}")
                 if task.pool is not None and task.pool not in self.pools:
                     self.pools.setdefault(task.pool, UNLIMITED)  # until --pool sets it
+        self._scope_cycle("phases", {p.id: (p.depends_on, p.depends_loc) for p in phases})
+
+    def _scope_cycle(self, what: str, edges: dict[str, tuple[tuple[str, ...], Location | None]]) -> None:
+        """A cycle among phases (or among the groups of a phase), found even when they have no tasks."""
+        graph = dag.Graph(nodes=list(edges),
+                          requires={node: {d for d in deps if d != node} for node, (deps, _) in edges.items()})
+        cycle = dag.find_cycle(graph)
+        if cycle:
+            self.check.error(edges[cycle[1]][1], f"dependency cycle between {what}: " + " -> ".join(cycle))
 
     def _check_cycles(self, plan: Plan) -> None:
         self.graph = dag.build_graph(plan)
@@ -320,10 +354,7 @@ def _items(data: MarkedDict, key: str, check: _Checker, what: str):
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    return relative_to_root(path, root)
 
 
 def load_plan(location: Path, root: Path, handlers: Mapping[str, Any],
@@ -336,5 +367,5 @@ def load_plan_and_graph(location: Path, root: Path, handlers: Mapping[str, Any],
                         overrides: Mapping[str, str] | None = None) -> tuple[Plan, dag.Graph]:
     """As load_plan, with the task graph the validation built (building it twice is not free)."""
     builder = PlanBuilder(handlers, overrides or {}, root)
-    plan = builder.build(plan_files(location), location.stem)
+    plan = builder.build(plan_files(location), location.stem, location)
     return plan, builder.graph

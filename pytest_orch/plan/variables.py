@@ -25,8 +25,11 @@ def _typed(text: str) -> Any:
     return value if isinstance(value, (int, float, bool)) else text
 
 
-def substitute(text: str, variables: Mapping[str, str], loc: Location) -> str:
-    """Replace ``${NAME}`` in one string; an unknown name is a PlanError at ``loc``."""
+def substitute(text: str, variables: Mapping[str, str], loc: Location, used: set[str] | None = None) -> str:
+    """Replace ``${NAME}`` in one string; an unknown name is a PlanError at ``loc``.
+
+    Each name replaced is added to ``used`` (so ``--var`` can tell a name the plan uses from a typo).
+    """
     if "$" not in text:
         return text
 
@@ -39,34 +42,36 @@ def substitute(text: str, variables: Mapping[str, str], loc: Location) -> str:
         if name not in variables:
             known = ", ".join(sorted(variables)) or "none"
             raise PlanError(loc, f"unknown variable ${{{name}}} (defined: {known})")
+        if used is not None:
+            used.add(name)
         return str(variables[name])
 
     return _TOKEN.sub(replace, text)
 
 
-def substitute_all(value: Any, variables: Mapping[str, str], loc: Location) -> Any:
+def substitute_all(value: Any, variables: Mapping[str, str], loc: Location, used: set[str] | None = None) -> Any:
     """Return ``value`` with every string in it substituted, keeping line marks."""
     if isinstance(value, str):
-        result = substitute(value, variables, loc)
+        result = substitute(value, variables, loc, used)
         return _typed(result) if _WHOLE.match(value) else result
     if isinstance(value, MarkedDict):
         out = MarkedDict()
         out.loc, out.key_locs = value.loc, value.key_locs
         for key, item in value.items():
-            out[key] = substitute_all(item, variables, value.loc_of(key))
+            out[key] = substitute_all(item, variables, value.loc_of(key), used)
         return out
     if isinstance(value, MarkedList):
         out_list = MarkedList()
         out_list.loc, out_list.item_locs = value.loc, value.item_locs
         out_list.extend(
-            substitute_all(item, variables, value.item_locs[i] if i < len(value.item_locs) else loc)
+            substitute_all(item, variables, value.item_locs[i] if i < len(value.item_locs) else loc, used)
             for i, item in enumerate(value)
         )
         return out_list
     if isinstance(value, dict):
-        return {k: substitute_all(v, variables, loc) for k, v in value.items()}
+        return {k: substitute_all(v, variables, loc, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute_all(v, variables, loc) for v in value]
+        return [substitute_all(v, variables, loc, used) for v in value]
     return value
 
 

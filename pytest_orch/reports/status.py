@@ -1,18 +1,22 @@
-"""--orch-status: each phase, group and task with its last outcome and whether it is up to date."""
+"""--orch-status: each task's last outcome and whether a run now would find it up to date.
+
+Laid out as the preview is: plan order, phase and group headings, one aligned table.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from pytest_orch.dag import topological
+from pytest_orch.reports.preview import outline, table
 
 if TYPE_CHECKING:
     from pytest_orch.history import History
     from pytest_orch.session import OrchSession
 
 
-def status_lines(session: OrchSession, state: History) -> list[str]:
-    """Read-only: what earlier runs left, and what a run now would do with each task."""
+def verdicts(session: OrchSession, state: History) -> dict[str, str]:
+    """Read-only: what a run now would do with each task (dependencies first, so staleness spreads)."""
     plan, graph = session.plan, session.graph
     verdict: dict[str, str] = {}
     for task_id in topological(graph):
@@ -27,23 +31,27 @@ def status_lines(session: OrchSession, state: History) -> list[str]:
             verdict[task_id] = f"stale: {fresh.reason}"
         else:
             verdict[task_id] = "up to date"
-    lines = []
-    for phase in plan.phases:
-        lines.append(f"phase {phase.id}: {phase.name}")
-        groups = [(g.id, g.name, g.tasks) for g in phase.groups]
-        if phase.checkpoints:
-            groups.append(("checkpoints", "checkpoints", phase.checkpoints))
-        for group_id, name, tasks in groups:
-            lines.append(f"  group {group_id}: {name}")
-            for task in tasks:
-                record = state.last.get(task.id)
-                last = (f"{record.outcome:<10} {record.finished or '':<20} {record.duration:>7.2f}s"
-                        if record else f"{'-':<10} {'':<20} {'':>8}")
-                lines.append(f"    {task.id:<12} {last}  {verdict[task.id]}")
-    return lines
+    return verdict
+
+
+def status_lines(session: OrchSession, state: History) -> list[str]:
+    """What earlier runs left, and what a run now would do with each task."""
+    verdict = verdicts(session, state)
+    rows: list[str | tuple[str, ...]] = []
+    for entry in outline(session.plan, set(session.plan.tasks)):
+        if isinstance(entry, str):
+            rows.append(entry)
+            continue
+        task = entry[0]
+        record = state.last.get(task.id)
+        if record is None:
+            rows.append((task.id, "-", "-", "-", verdict[task.id]))
+        else:
+            rows.append((task.id, record.outcome.replace("_", " "), record.finished or "-",
+                         f"{record.duration:.2f} s", verdict[task.id]))
+    return table(("task", "last outcome", "finished", "took", "now"), rows)
 
 
 def write_status(tr: Any, session: OrchSession, state: History) -> None:
     tr.write_sep("=", "pytest-orch status")
-    for line in status_lines(session, state):
-        tr.write_line(line)
+    tr.write("\n".join(status_lines(session, state)) + "\n")

@@ -184,7 +184,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """
     if isinstance(item, TaskItem):
         orch = item.config.stash[SESSION_KEY]
-        compat.mark_dependencies_done(item, sorted(orch.graph.requires.get(item.task.id, ())))
+        compat.mark_dependencies_done(item, sorted(orch.graph.direct.get(item.task.id, ())))  # as its marker lists
         return
     mark_resolved_done(item)
 
