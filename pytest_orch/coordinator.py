@@ -90,6 +90,7 @@ class Coordinator:
     would_refuse: dict[str, str] = field(default_factory=dict)
     """In a dry run, the tasks a real run would refuse, with the reason."""
     aborted_by: str | None = None
+    _barriers: dict[str, Decision | None] = field(default_factory=dict)
 
     def select(self, task_ids: set[str]) -> None:
         """Name the tasks this session runs; every other dependency must be done already."""
@@ -108,8 +109,12 @@ class Coordinator:
     def _decide(self, task: Task) -> Decision:
         if self.aborted_by is not None:
             return self._aborted()
-        for dep in sorted(self.graph.requires.get(task.id, ())):
+        for dep in sorted(self.graph.direct.get(task.id, ())):
             blocked = self.why_not_done(dep)
+            if blocked is not None:
+                return blocked
+        for barrier in self.graph.via.get(task.id, ()):
+            blocked = self._barrier_not_done(barrier)
             if blocked is not None:
                 return blocked
         if self.capabilities.needs_confirmation(task) and not self.is_confirmed(task.id) \
@@ -132,6 +137,18 @@ class Coordinator:
                 return Decision(NotRun.REFUSED_DIRTY, refusal, blocked_by=task.id, hint="pytest --allow-dirty")
             self.would_refuse[task.id] = refusal
         return Decision(reason=fresh.reason)
+
+    def _barrier_not_done(self, barrier: str) -> Decision | None:
+        """The first task of a phase or group that is not done, as a decision; None when all are.
+
+        Asked when a dependent is due, when every task of the barrier has ended, so the answer is
+        final and is kept: a phase's tasks are looked at once, not once per dependent.
+        """
+        if barrier not in self._barriers:
+            self._barriers[barrier] = next(
+                (blocked for dep in sorted(self.graph.barriers[barrier])
+                 if (blocked := self.why_not_done(dep)) is not None), None)
+        return self._barriers[barrier]
 
     def _dirty_refusal(self, task: Task) -> str | None:
         """Why a task that writes files must not run on this work tree, or None."""

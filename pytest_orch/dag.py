@@ -32,6 +32,11 @@ def is_barrier(node: str) -> bool:
     return node.startswith(BARRIER)
 
 
+def barrier_name(node: str) -> str:
+    """A barrier as people name it: ``phase 2``, ``group 2.jest``."""
+    return node[len(BARRIER):] if is_barrier(node) else node
+
+
 class Graph:
     """Tasks and two kinds of edge.
 
@@ -265,17 +270,22 @@ def remaining_path(graph: Graph, weights: Mapping[str, float] | None = None) -> 
     return {n: result[n] for n in graph.nodes}
 
 
-def critical_path(graph: Graph, weights: Mapping[str, float] | None = None) -> tuple[list[str], float]:
-    """The longest chain of tasks by weight (default 1 each) and its length."""
-    if not graph.nodes:
+def critical_path(graph: Graph, weights: Mapping[str, float] | None = None,
+                  nodes: Iterable[str] | None = None) -> tuple[list[str], float]:
+    """The longest chain of tasks by weight (default 1 each) and its length, among ``nodes``
+    (default: every task); edges to other tasks are left out. Walks the compact graph: linear."""
+    tasks = graph.nodes if nodes is None else [n for n in graph.nodes if n in set(nodes)]
+    if not tasks:
         return [], 0.0
-    result = _remaining(graph, weights or {})
+    compact = _compact(graph, tasks)
+    result = longest_paths(compact, {**(weights or {}), **dict.fromkeys(graph.barriers, 0.0)})
     dependents: dict[str, list[str]] = {}
-    for node in graph.compact_nodes():
-        for pre in graph.compact_prerequisites(node):
-            dependents.setdefault(pre, []).append(node)
-    first = {n: i for i, n in enumerate(graph.nodes)}
-    node = max(graph.nodes, key=lambda n: (result[n], -first[n]))  # the earliest of equals
+    for node, pres in compact.items():
+        for pre in pres:
+            if pre in compact:
+                dependents.setdefault(pre, []).append(node)
+    first = {n: i for i, n in enumerate(tasks)}
+    node = max(tasks, key=lambda n: (result[n], -first[n]))  # the earliest of equals
     total = result[node]
     chain: list[str] = []
     while True:

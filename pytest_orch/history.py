@@ -12,7 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_orch.fingerprint import FileHasher, Fingerprint, compute, expand_inputs, up_to_date_message, why_stale
+from pytest_orch.dag import barrier_name
+from pytest_orch.fingerprint import (
+    FileHasher,
+    Fingerprint,
+    compute,
+    expand_inputs,
+    sha256_bytes,
+    up_to_date_message,
+    why_stale,
+)
 from pytest_orch.handler import TaskContext
 from pytest_orch.outcomes import Status
 from pytest_orch.plan.model import Task
@@ -110,7 +119,9 @@ class History:
             handler = self.session.handlers[task.type]
             paths = list(handler.inputs(task, self.context_of(task)))
             paths += expand_inputs(task.inputs, self.root, self.hasher)
-            deps = {dep: self.token(dep) for dep in sorted(self.session.graph.requires.get(task.id, ()))}
+            graph = self.session.graph
+            deps = {dep: self.token(dep) for dep in sorted(graph.direct.get(task.id, ()))}
+            deps.update({barrier_name(b): self.barrier_token(b) for b in graph.via.get(task.id, ())})
             self.fingerprints[task.id] = compute(task.definition, handler.version, paths, self.root,
                                                  deps, self.hasher)
         return self.fingerprints[task.id]
@@ -120,6 +131,18 @@ class History:
         if token is None:  # a digest per dependency edge adds up: compute each task's once
             record = self.last.get(task_id)
             token = self.tokens[task_id] = record.token if record else ""
+        return token
+
+    def barrier_token(self, barrier: str) -> str:
+        """One token for every task of a phase or group: what a task that depends on it records.
+
+        Taken when a dependent is due, when every task of the barrier has ended, and kept: each
+        dependent would otherwise hash the tokens of the whole phase again (quadratic in the plan).
+        """
+        token = self.tokens.get(barrier)
+        if token is None:
+            members = "\n".join(f"{t}:{self.token(t)}" for t in sorted(self.session.graph.barriers[barrier]))
+            token = self.tokens[barrier] = sha256_bytes(members.encode())[:32]
         return token
 
     # -- recording ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from pytest_orch.dag import Graph, critical_path_length
+from pytest_orch.dag import Graph, critical_path
 from pytest_orch.plan.model import Plan
 
 DONE = ("passed", "up_to_date")
@@ -106,10 +106,7 @@ class ProgressModel:
                 left[task_id] = expected
         if not left:
             return 0.0
-        sub = Graph(nodes=list(left), requires={t: {p for p in self.graph.requires.get(t, ()) if p in left}
-                                                for t in left},
-                    after={t: {p for p in self.graph.after.get(t, ()) if p in left} for t in left})
-        return max(critical_path_length(sub, left), sum(left.values()) / self.workers)
+        return max(critical_path(self.graph, left, left)[1], sum(left.values()) / self.workers)
 
     # -- lines -------------------------------------------------------------------------------------------
     def phase_line(self, phase: PhaseProgress) -> str:

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_orch.dag import Graph, remaining_path
+from pytest_orch import dag
+from pytest_orch.dag import Graph
 from pytest_orch.plan.model import Plan, Task
 from pytest_orch.reports.run_json import iso
 from pytest_orch.reports.verdict import Verdict, word
@@ -71,20 +72,7 @@ def cut_head(text: str, limit: int) -> str:
 def critical_path(graph: Graph, nodes: Iterable[str], weights: Mapping[str, float]) -> list[str]:
     """The chain of tasks with the largest total weight, among ``nodes``, first task first."""
     wanted = set(nodes)
-    if not wanted:
-        return []
-    sub = Graph(nodes=[n for n in graph.nodes if n in wanted],
-                requires={n: {p for p in graph.requires.get(n, ()) if p in wanted} for n in wanted},
-                after={n: {p for p in graph.after.get(n, ()) if p in wanted} for n in wanted})
-    remaining = remaining_path(sub, {n: max(weights.get(n, 0.0), 1e-6) for n in wanted})
-    dependents = sub.dependents()
-    heads = [n for n in sub.nodes if not sub.prerequisites(n)]
-    node = max(heads or sub.nodes, key=lambda n: remaining[n])
-    path = [node]
-    while dependents.get(node):
-        node = max(sorted(dependents[node]), key=lambda n: remaining[n])
-        path.append(node)
-    return path
+    return dag.critical_path(graph, {n: max(weights.get(n, 0.0), 1e-6) for n in wanted}, wanted)[0]
 
 
 def _attempt_messages(result: TaskResult) -> list[str]:

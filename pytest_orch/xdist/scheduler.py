@@ -31,7 +31,7 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import SESSION_KEY
-from pytest_orch.dag import longest_paths
+from pytest_orch.dag import is_barrier, longest_paths
 from pytest_orch.outcomes import PlainNeeds
 from pytest_orch.ratelimit import buckets_for
 from pytest_orch.session import PLAN_INPUT
@@ -185,11 +185,18 @@ class DagScheduling:
         node_of_task = {t: n for n, t in task_of.items() if t is not None}
         self.task_of = task_of
         self.controller.start(set(node_of_task))
-        prerequisites: dict[str, set[str]] = {}
+        # a phase's or group's barrier is a key of its own, ended the moment its tasks have: each task
+        # waits for one barrier instead of for every task of an earlier phase (linear, not quadratic)
+        # (only barriers some task waits for: a barrier would make every task of its group look like
+        # one that others depend on, which prefetching avoids)
+        used = {b for t in node_of_task for b in graph.via.get(t, ())}
+        prerequisites: dict[str, set[str]] = {
+            barrier: {node_of_task[t] for t in graph.barriers[barrier] if t in node_of_task} for barrier in used}
         for nodeid in ids:
             task_id = task_of[nodeid]
             if task_id is not None:
-                prerequisites[nodeid] = {node_of_task[p] for p in graph.prerequisites(task_id) if p in node_of_task}
+                prerequisites[nodeid] = {node_of_task.get(p, p) for p in graph.compact_prerequisites(task_id)
+                                         if p in node_of_task or is_barrier(p)}
             else:
                 entry = manifest.get(nodeid, {})
                 prerequisites[nodeid] = set(entry.get("nodes", [])) & set(task_of)
@@ -201,6 +208,7 @@ class DagScheduling:
         durations = history.durations() if history is not None else {}
         default = sum(durations.values()) / len(durations) if durations else 1.0
         weights = {n: durations.get(t, default) if t else default for n, t in task_of.items()}
+        weights.update(dict.fromkeys(used, 0.0))
         pools = {**plan.pools, **orch.settings.pools}
 
         def group_of(nodeid: str) -> tuple[str, int | None] | None:
@@ -224,6 +232,9 @@ class DagScheduling:
         work = list(keys)
         while work:
             nodeid = work.pop(0)
+            if is_barrier(nodeid):  # no item: it has ended as soon as it is due
+                work.extend(self.core.end(nodeid))
+                continue
             decision = self.controller.decide(nodeid, self.needs.get(nodeid))
             if decision.runs:
                 self.core.push(nodeid)
