@@ -75,6 +75,9 @@ class Controller:
         dirty: list[str] = []
         if selected:
             readonly = settings.dry_run
+            problems = [] if readonly else self._preflight(selected)
+            if problems:  # before the lock and the state: a missing API key changes nothing
+                raise pytest.UsageError("\n".join(problems))
             if not readonly:
                 self.lock = RunLock(settings.root)
                 try:
@@ -145,7 +148,23 @@ class Controller:
 
     def _not_ready(self, task: Any) -> str | None:
         check = getattr(self.session.handlers[task.type], "not_ready", None)
-        return None if check is None else check(task, self.runner.context(task))
+        if check is None:
+            return None
+        ctx = self.runner.context(task)
+        if self.coordinator is not None:
+            ctx.in_flight = tuple(self.session.plan.tasks[t] for t in self.coordinator.running())
+        return check(task, ctx)
+
+    def _preflight(self, selected: set[str]) -> list[str]:
+        """Handlers' ``preflight``: what stops a real run before any task (a missing API key)."""
+        tasks = [self.session.plan.tasks[t] for t in sorted(selected)]
+        problems: list[str] = []
+        for name in sorted({t.type for t in tasks}):
+            check = getattr(self.session.handlers[name], "preflight", None)
+            if check is not None:
+                mine = [t for t in tasks if t.type == name]
+                problems += check(mine, self.runner.context(mine[0]))
+        return problems
 
     def _confirmed(self, task_id: str) -> bool:
         return self.coordinator is not None and self.coordinator.is_confirmed(task_id)
