@@ -168,6 +168,7 @@ class Asking:
         waited = 0.0
         throttles = 0
         started = time.monotonic()
+        providers.prepare(provider)
         try:
             while True:
                 try:
@@ -175,6 +176,7 @@ class Asking:
                 except QuotaReached as exc:
                     self.problem = str(exc)
                     return None
+                ledger.mark_sent(slot)
                 began = time.time()
                 spent = time.monotonic() - started
                 remaining = None if self.ctx.timeout is None else max(1.0, self.ctx.timeout - spent)

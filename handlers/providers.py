@@ -67,6 +67,30 @@ def _matches(patterns: tuple[str, ...], text: str) -> bool:
     return any(re.search(p, text) for p in patterns)
 
 
+_clients: dict[tuple[str, float, float], Any] = {}
+
+
+def prepare(provider: Provider) -> None:
+    """Import and connect what a request needs *before* its slot is reserved.
+
+    The limiter counts reservation times; whatever runs between the reservation and the request
+    reaching the server (importing httpx, a new connection) shifts it, and requests that shift
+    unevenly can crowd into one second at the server although their reservations did not.
+    """
+    if provider.url:
+        _client(provider, provider.timeout)
+
+
+def _client(provider: Provider, timeout: float) -> Any:
+    """One keep-alive client per endpoint and timeout in this process."""
+    import httpx  # here: only a run with an HTTP provider pays for importing it
+
+    key = (provider.url, timeout, provider.connect_timeout)
+    if key not in _clients:
+        _clients[key] = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, provider.connect_timeout)))
+    return _clients[key]
+
+
 def call(provider: Provider, prompt: str, *, cwd: Path, api_key: str | None = None,
          timeout: float | None = None) -> Answer:
     """Send ``prompt`` once; ``timeout`` caps the provider's own (the task's remaining time)."""
@@ -78,7 +102,7 @@ def call(provider: Provider, prompt: str, *, cwd: Path, api_key: str | None = No
 
 def call_http(provider: Provider, prompt: str, api_key: str | None, timeout: float) -> Answer:
     """POST one chat completion; the key goes in the Authorization header and nowhere else."""
-    import httpx  # here: only a run with an HTTP provider pays for importing it
+    import httpx
 
     headers = {"Content-Type": "application/json", **provider.headers}
     if api_key:
@@ -86,8 +110,7 @@ def call_http(provider: Provider, prompt: str, api_key: str | None, timeout: flo
     body: dict[str, Any] = {"model": provider.model, "messages": [{"role": "user", "content": prompt}],
                             **provider.options}
     try:
-        response = httpx.post(provider.url, json=body, headers=headers,
-                              timeout=httpx.Timeout(timeout, connect=min(timeout, provider.connect_timeout)))
+        response = _client(provider, timeout).post(provider.url, json=body, headers=headers)
     except httpx.TimeoutException as exc:
         return Answer(error=f"no answer from {provider.url} within the timeout ({type(exc).__name__})")
     except httpx.HTTPError as exc:

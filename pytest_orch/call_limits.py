@@ -25,9 +25,13 @@ from typing import Any
 
 LEDGER_NAME = "calls.db"
 STATE_DIR = ".orch"
-# A reservation is made a little before the request reaches the server; a window this much longer
-# than the nominal one keeps the server's own log within the limit despite that jitter.
-WINDOW_MARGIN = 0.02
+# When does a request reach the server? Between leaving (``sent``) and its answer (``ended``): a
+# request is counted at its answer, so the server's own log holds the limit whatever the jitter in
+# between (a new connection, a busy server). An answer slower than ARRIVAL_CAP comes from a remote
+# server whose clock is not ours anyway: its request is counted ARRIVAL_CAP after it left, so a slow
+# answer does not hold up the next request. WINDOW_MARGIN covers the clocks' resolution.
+ARRIVAL_CAP = 0.1
+WINDOW_MARGIN = 0.005
 POLL = 0.02  # seconds between looks at a full concurrency limit
 KEEP_DAYS = 3  # calls older than this are dropped: only today's count matters
 LEASE_SLACK = 60.0  # an unfinished call of a killed process stops counting as in flight after this
@@ -35,10 +39,18 @@ LEASE_SLACK = 60.0  # an unfinished call of a killed process stops counting as i
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY, provider TEXT NOT NULL, at REAL NOT NULL, task TEXT, host TEXT, pid INTEGER,
-    lease REAL NOT NULL, ended REAL, status TEXT);
+    lease REAL NOT NULL, sent REAL, ended REAL, status TEXT);
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (provider, at);
 CREATE TABLE IF NOT EXISTS pauses (provider TEXT PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS exhausted (provider TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL);
+"""
+
+
+# Each request's counted time (see ARRIVAL_CAP) and whether it may still move (in flight).
+_COUNTED = """
+SELECT max(IFNULL(sent, at), min(IFNULL(ended, ?), IFNULL(sent, at) + ?)) AS t,
+       ended IS NULL AND ? < IFNULL(sent, at) + ? AS provisional
+FROM calls WHERE provider=? AND at > ? AND t > ? ORDER BY t DESC LIMIT ?
 """
 
 
@@ -97,6 +109,11 @@ class CallLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=120.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=120000")
+            # No fsync per reservation: its time is taken before the commit, so a slow commit would
+            # delay the request behind it and bunch requests at the server. An OS crash may lose the
+            # last few calls of the day's count; a killed process loses nothing.
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA journal_mode=TRUNCATE")
             conn.executescript(_SCHEMA)
             conn.execute("DELETE FROM calls WHERE at < ?", (self.clock() - KEEP_DAYS * 86400.0,))
             self._conn = conn
@@ -146,16 +163,27 @@ class CallLedger:
             if limit is None:
                 continue
             window += WINDOW_MARGIN
-            rows = conn.execute("SELECT at FROM calls WHERE provider=? AND at > ? ORDER BY at DESC LIMIT ?",
-                                (limits.name, now - window, limit)).fetchall()
+            rows = conn.execute(_COUNTED, (now, ARRIVAL_CAP, now, ARRIVAL_CAP, limits.name,
+                                           now - window - 120.0, now - window, limit)).fetchall()
             if len(rows) >= limit:
-                wait = max(wait, rows[-1][0] + window - now)  # when the oldest of them leaves the window
+                when, provisional = rows[-1]
+                # when the oldest of them leaves the window; a request still in flight moves on: look again soon
+                wait = max(wait, POLL if provisional else when + window - now)
         if limits.concurrency is not None:
             running = conn.execute("SELECT COUNT(*) FROM calls WHERE provider=? AND ended IS NULL AND lease > ?",
                                    (limits.name, now)).fetchone()[0]
             if running >= limits.concurrency:
                 wait = max(wait, POLL)
         return wait
+
+    def mark_sent(self, call_id: int) -> None:
+        """The request leaves now: later reservations count from this moment, not from the reservation.
+
+        A process that is descheduled between its reservation and its request would otherwise send
+        late, and a request reserved a window later could reach the server less than a window after it.
+        """
+        with self._locked() as conn:
+            conn.execute("UPDATE calls SET sent=? WHERE id=?", (self.clock(), call_id))
 
     def release(self, call_id: int, status: str) -> None:
         """The request has its answer (or failed): it no longer counts against ``concurrency``."""

@@ -249,7 +249,8 @@ def test_stub_cli_quota_errors_are_waited_out(pytester, monkeypatch):
     stub = write_stub_cli(pytester.path)
     monkeypatch.setenv("STUB_COUNTER", str(pytester.path / "calls.txt"))
     monkeypatch.setenv("STUB_QUOTA_FIRST", "2")
-    task = '- {id: "1.1", type: prompt, provider: stub, prompt: "Summarise it", target: s.md, expect: {format: markdown}}\n'
+    task = ('- {id: "1.1", type: prompt, provider: stub, prompt: "Summarise it", target: s.md, '
+            'expect: {format: markdown}}\n')
     pytester.makefile(".yaml", **{"phases/p1": stub_plan(stub, task)})
     pytester.runpytest().assert_outcomes(passed=1)
     assert (pytester.path / "calls.txt").read_text() == "3"
@@ -267,3 +268,29 @@ def test_stub_cli_failure_without_quota_pattern_fails(pytester, monkeypatch):
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*exited with code 1: Error: 429 RESOURCE_EXHAUSTED*"])
+
+
+def many_tasks(count: int) -> str:
+    return "".join(f'- {{id: "1.{i}", type: prompt, provider: local, prompt: "question {i}", target: out/{i}.md}}\n'
+                   for i in range(1, count + 1))
+
+
+def test_four_workers_keep_per_second_and_never_ask_twice(pytester, server):
+    pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, many_tasks(100), "{per_second: 10}")})
+    result = pytester.runpytest_subprocess("-n", "4")
+    result.assert_outcomes(passed=100)
+    assert server.max_in_window(1.0) <= 10, "the server saw more than 10 requests within one second"
+    assert sorted(server.prompts) == sorted(f"question {i}" for i in range(1, 101))
+    workers = {t["worker"] for t in run_json(pytester)["tasks"]}
+    assert len(workers) > 1
+    again = pytester.runpytest_subprocess("-n", "4")
+    again.assert_outcomes(skipped=100)
+    assert len(server.prompts) == 100
+
+
+def test_concurrency_holds_over_all_workers(pytester, server):
+    server.delay = 0.3
+    limits = "{per_second: 100}\n    concurrency: 2"
+    pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, many_tasks(8), limits)})
+    pytester.runpytest_subprocess("-n", "4").assert_outcomes(passed=8)
+    assert server.max_in_flight == 2
