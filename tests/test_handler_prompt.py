@@ -143,9 +143,14 @@ def test_an_answer_that_breaks_the_schema_fails_with_the_path(pytester, server):
 def test_429_is_waited_out_without_using_retries(pytester, server):
     server.throttle_first = 2
     server.retry_after = "0.3"
-    task = '- {id: "1.1", type: prompt, provider: local, prompt: "x", target: out.md}\n'
-    pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, task)})
-    pytester.runpytest().assert_outcomes(passed=1)
+    task = '- {id: "1.1", type: prompt, provider: local, prompt: "one two three", target: out.md}\n'
+    plan = http_plan(server.url, task).replace(
+        "backoff_base: 0.05", "backoff_base: 0.05\n    price_per_1k_tokens: {input: 1.0, output: 2.0}")
+    pytester.makefile(".yaml", **{"phases/p1": plan})
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    # tokens: 3 in; the answer "# Answer\n\none two three\n" is 5 words out
+    result.stdout.fnmatch_lines(["provider local: 3 calls, 2 429s, 3 tokens in, 5 out, cost 0.0130"])
     assert len(server.times) == 3
     # Retry-After honoured: no request came sooner than 0.3 s after a 429
     assert server.times[1] - server.times[0] >= 0.3 and server.times[2] - server.times[1] >= 0.3
@@ -153,6 +158,7 @@ def test_429_is_waited_out_without_using_retries(pytester, server):
     assert entry["attempts"] == 1
     assert [c["http_status"] for c in entry["calls"]] == [429, 429, 200]
     assert entry["calls"][-1]["waited_429s"] == 2
+    assert entry["calls"][-1]["cost"] == 0.013 and "cost" not in entry["calls"][0]
 
 
 def test_back_off_is_bounded(pytester, server):
