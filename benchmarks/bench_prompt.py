@@ -7,6 +7,8 @@ prompt tasks in a temporary project, runs it as a whole pytest process at ``-n N
 server's own log of arrival times. A sliding window may start with a burst of L calls, so n calls at
 exactly L per second span (n - L) / L seconds from the first to the last: the achieved rate is
 (n - L) / span, and the limit is met when no one-second window at the server holds more than L.
+That rate includes the ramp-up (the first L calls need L tasks started on N workers); the steady
+rate is L over the mean time from a call to the L-th after it (1 s at exactly the limit).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def one_run(tasks: int, per_second: int, workers: int) -> dict[str, float]:
             "achieved % of limit": round(100 * (len(times) - per_second) / span / per_second, 1),
             "max in any 1 s window": server.max_in_window(1.0),
             "min span of L+1 calls s": round(min(gaps), 4) if gaps else 0.0,
+            "steady /s": round(per_second / (sum(gaps) / len(gaps)), 3) if gaps else 0.0,
+            "steady % of limit": round(100 / (sum(gaps) / len(gaps)), 1) if gaps else 0.0,
             "outcomes": outcomes,
         }
 

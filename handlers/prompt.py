@@ -81,14 +81,11 @@ class PromptHandler:
         provider = ctx.providers.get(task.params.get("provider", ""))
         if provider is None or ctx.dry_run or (provider.per_day is None and not _ledger_exists(ctx)):
             return None
-        ledger = CallLedger(ctx.root)
-        try:
-            # running tasks of the provider that have not called yet will each take one of today's calls
-            running = [t.id for t in ctx.in_flight if t.type == "prompt" and t.params.get("provider") == provider.name]
-            pending = len(running) - len(ledger.tasks_called_today(provider.name, running))
-            return ledger.day_block(Limits.of(provider), pending=pending)
-        finally:
-            ledger.close()
+        ledger = ledger_for(ctx.root)
+        # running tasks of the provider that have not called yet will each take one of today's calls
+        running = [t.id for t in ctx.in_flight if t.type == "prompt" and t.params.get("provider") == provider.name]
+        pending = len(running) - len(ledger.tasks_called_today(provider.name, running))
+        return ledger.day_block(Limits.of(provider), pending=pending)
 
     def preflight(self, tasks: list[Task], ctx: TaskContext) -> list[str]:
         """Before a real run: every API key the selected tasks need is in the environment."""
@@ -164,53 +161,54 @@ class Asking:
         """Return the provider's answer, or None with ``problem`` set."""
         provider = self.provider
         limits = Limits.of(provider)
-        ledger = CallLedger(self.ctx.root)
+        ledger = ledger_for(self.ctx.root)
         waited = 0.0
         throttles = 0
         started = time.monotonic()
         providers.prepare(provider)
-        try:
-            while True:
-                try:
-                    slot = ledger.acquire(limits, self.task.id)
-                except QuotaReached as exc:
-                    self.problem = str(exc)
-                    return None
-                ledger.mark_sent(slot)
-                began = time.time()
-                spent = time.monotonic() - started
-                remaining = None if self.ctx.timeout is None else max(1.0, self.ctx.timeout - spent)
+        while True:
+            try:
+                slot = ledger.acquire(limits, self.task.id)
+            except QuotaReached as exc:
+                self.problem = str(exc)
+                return None
+            began = time.time()
+            spent = time.monotonic() - started
+            remaining = None if self.ctx.timeout is None else max(1.0, self.ctx.timeout - spent)
+            try:
                 answer = providers.call(provider, prompt, cwd=self.ctx.root, api_key=providers.api_key(provider),
                                         timeout=remaining)
-                latency = time.time() - began
-                ledger.release(slot, _status_text(answer))
-                self._record(answer, began, latency, throttles, waited)
-                if answer.log:
-                    self.lines.append(answer.log.rstrip())
-                if answer.day_quota_gone:
-                    ledger.exhaust(provider.name, answer.error)
-                    self.problem = (f"{provider.name} says its daily quota is spent: {answer.error}; no more "
-                                    f"calls go to it until 00:00 UTC")
+            except BaseException:  # a timeout's signal, an interrupt: the slot is free again at once
+                ledger.release(slot, "interrupted")
+                raise
+            answered = time.time()
+            latency = answered - began
+            ledger.release(slot, _status_text(answer), ended=answered)
+            self._record(answer, began, latency, throttles, waited)
+            if answer.log:
+                self.lines.append(answer.log.rstrip())
+            if answer.day_quota_gone:
+                ledger.exhaust(provider.name, answer.error)
+                self.problem = (f"{provider.name} says its daily quota is spent: {answer.error}; no more "
+                                f"calls go to it until 00:00 UTC")
+                return None
+            if not answer.throttled:
+                if answer.error:
+                    self.problem = answer.error
                     return None
-                if not answer.throttled:
-                    if answer.error:
-                        self.problem = answer.error
-                        return None
-                    return answer
-                throttles += 1
-                wait = answer.retry_after if answer.retry_after is not None else \
-                    random.uniform(0.0, min(BACKOFF_CAP, provider.backoff_base * 2 ** (throttles - 1)))
-                if waited + wait > provider.max_backoff_wait:
-                    self.problem = (f"gave up after {throttles} quota answers from {provider.name} and "
-                                    f"{waited:.1f} s of back-off (max_backoff_wait {provider.max_backoff_wait:g} s): "
-                                    f"{answer.error}")
-                    return None
-                self.lines.append(f"{answer.error}: waiting {wait:.2f} s (every task of {provider.name} waits)")
-                ledger.pause(provider.name, wait)
-                time.sleep(wait)
-                waited += wait
-        finally:
-            ledger.close()
+                return answer
+            throttles += 1
+            wait = answer.retry_after if answer.retry_after is not None else \
+                random.uniform(0.0, min(BACKOFF_CAP, provider.backoff_base * 2 ** (throttles - 1)))
+            if waited + wait > provider.max_backoff_wait:
+                self.problem = (f"gave up after {throttles} quota answers from {provider.name} and "
+                                f"{waited:.1f} s of back-off (max_backoff_wait {provider.max_backoff_wait:g} s): "
+                                f"{answer.error}")
+                return None
+            self.lines.append(f"{answer.error}: waiting {wait:.2f} s (every task of {provider.name} waits)")
+            ledger.pause(provider.name, wait)
+            time.sleep(wait)
+            waited += wait
 
     def _record(self, answer: providers.Answer, began: float, latency: float, throttles: int,
                 waited: float) -> None:
@@ -228,6 +226,17 @@ class Asking:
             record["cost"] = round(((answer.tokens_in or 0) * p.price_input
                                     + (answer.tokens_out or 0) * (p.price_output or 0.0)) / 1000.0, 6)
         self.calls.append(record)
+
+
+_ledgers: dict[Path, CallLedger] = {}
+
+
+def ledger_for(root: Path) -> CallLedger:
+    """This process's connection to the project's call ledger, opened once."""
+    key = Path(root).resolve()
+    if key not in _ledgers:
+        _ledgers[key] = CallLedger(key)
+    return _ledgers[key]
 
 
 def check_answer(text: str, expect: dict[str, Any], ctx: TaskContext) -> tuple[str, str]:

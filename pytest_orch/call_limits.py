@@ -30,7 +30,7 @@ STATE_DIR = ".orch"
 # between (a new connection, a busy server). An answer slower than ARRIVAL_CAP comes from a remote
 # server whose clock is not ours anyway: its request is counted ARRIVAL_CAP after it left, so a slow
 # answer does not hold up the next request. WINDOW_MARGIN covers the clocks' resolution.
-ARRIVAL_CAP = 0.1
+ARRIVAL_CAP = 0.25
 WINDOW_MARGIN = 0.005
 POLL = 0.02  # seconds between looks at a full concurrency limit
 KEEP_DAYS = 3  # calls older than this are dropped: only today's count matters
@@ -148,8 +148,8 @@ class CallLedger:
                 wait = self._wait(conn, limits, now)
                 if wait <= 0:
                     cursor = conn.execute(
-                        "INSERT INTO calls (provider, at, task, host, pid, lease) VALUES (?,?,?,?,?,?)",
-                        (limits.name, now, task_id, socket.gethostname(), os.getpid(), now + limits.lease))
+                        "INSERT INTO calls (provider, at, sent, task, host, pid, lease) VALUES (?,?,?,?,?,?,?)",
+                        (limits.name, now, now, task_id, socket.gethostname(), os.getpid(), now + limits.lease))
                     return int(cursor.lastrowid or 0)
             self.sleep(min(wait, 1.0))
 
@@ -176,19 +176,14 @@ class CallLedger:
                 wait = max(wait, POLL)
         return wait
 
-    def mark_sent(self, call_id: int) -> None:
-        """The request leaves now: later reservations count from this moment, not from the reservation.
+    def release(self, call_id: int, status: str, ended: float | None = None) -> None:
+        """The request has its answer (or failed): it no longer counts against ``concurrency``.
 
-        A process that is descheduled between its reservation and its request would otherwise send
-        late, and a request reserved a window later could reach the server less than a window after it.
+        ``ended`` is when the answer came, taken before waiting for the lock: the window counts from it.
         """
+        ended = self.clock() if ended is None else ended
         with self._locked() as conn:
-            conn.execute("UPDATE calls SET sent=? WHERE id=?", (self.clock(), call_id))
-
-    def release(self, call_id: int, status: str) -> None:
-        """The request has its answer (or failed): it no longer counts against ``concurrency``."""
-        with self._locked() as conn:
-            conn.execute("UPDATE calls SET ended=?, status=? WHERE id=?", (self.clock(), status, call_id))
+            conn.execute("UPDATE calls SET ended=?, status=? WHERE id=?", (ended, status, call_id))
 
     # -- slowing down and stopping -------------------------------------------------------------------
     def pause(self, name: str, seconds: float) -> None:

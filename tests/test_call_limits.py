@@ -39,7 +39,6 @@ def ledger_at(tmp_path):
 def call(ledger: CallLedger, limits: Limits, latency: float = 0.0) -> float:
     """Reserve, send and answer one request; return when it was sent."""
     slot = ledger.acquire(limits, "t")
-    ledger.mark_sent(slot)
     sent = ledger.clock()
     ledger.clock.now += latency  # type: ignore[attr-defined]
     ledger.release(slot, "200")
@@ -156,7 +155,6 @@ def _hammer(root: str, count: int) -> None:
     limits = Limits("shared", per_second=10)
     for _ in range(count):
         slot = ledger.acquire(limits, "x")
-        ledger.mark_sent(slot)
         ledger.release(slot, "200")
 
 
