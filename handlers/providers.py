@@ -142,6 +142,7 @@ def call_http(provider: Provider, prompt: str, api_key: str | None, timeout: flo
 def call_command(provider: Provider, prompt: str, cwd: Path, timeout: float) -> Answer:
     """Run the provider's command in its own process group; a timeout kills the whole tree."""
     argv = [arg.replace("{prompt}", prompt) for arg in provider.command]
+    label = program_label(provider.command)
     try:
         proc = subprocess.Popen(
             argv, cwd=cwd, stdin=subprocess.PIPE if provider.stdin else subprocess.DEVNULL,
@@ -154,7 +155,7 @@ def call_command(provider: Provider, prompt: str, cwd: Path, timeout: float) -> 
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         proc.communicate()
-        return Answer(exit_code=proc.returncode, error=f"{argv[0]} gave no answer within {timeout:g} s")
+        return Answer(exit_code=proc.returncode, error=f"{label} gave no answer within {timeout:g} s")
     except BaseException:  # KeyboardInterrupt, pytest-timeout's signal: leave no tool running
         kill_tree(proc)
         raise
@@ -166,11 +167,19 @@ def call_command(provider: Provider, prompt: str, cwd: Path, timeout: float) -> 
     if provider.quota_patterns and _matches(provider.quota_patterns, said):
         return Answer(exit_code=code, throttled=True, log=stderr[-SNIPPET:],
                       day_quota_gone=_matches(provider.daily_quota_patterns, said),
-                      error=f"{argv[0]} reported a quota error: {_first_line(said)}")
+                      error=f"{label} reported a quota error: {_first_line(said)}")
     if code != 0:
         return Answer(exit_code=code, log=stderr[-SNIPPET:],
-                      error=f"{argv[0]} exited with code {code}: {_first_line(stderr or stdout)}")
+                      error=f"{label} exited with code {code}: {_first_line(stderr or stdout)}")
     return Answer(text=stdout, exit_code=code, log=stderr[-SNIPPET:])
+
+
+def program_label(command: tuple[str, ...]) -> str:
+    """``python tools/llm.py`` or ``gemini``: the program's name, and its script when it has one."""
+    words = [Path(command[0]).name]
+    if len(command) > 1 and not command[1].startswith("-") and "{prompt}" not in command[1]:
+        words.append(command[1])
+    return " ".join(words)
 
 
 def api_key(provider: Provider) -> str | None:

@@ -300,3 +300,46 @@ def test_concurrency_holds_over_all_workers(pytester, server):
     pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, many_tasks(8), limits)})
     pytester.runpytest_subprocess("-n", "4").assert_outcomes(passed=8)
     assert server.max_in_flight == 2
+
+
+def test_daily_quota_under_four_workers(pytester, server):
+    pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, many_tasks(8), "{per_second: 50, per_day: 5}")})
+    result = pytester.runpytest_subprocess("-n", "4", "-rs")
+    assert result.ret == 1
+    result.assert_outcomes(passed=5, skipped=3)
+    result.stdout.fnmatch_lines(["*daily quota of local reached: *, resets at 00:00 UTC*"])
+    assert len(server.times) == 5
+
+
+def test_stdin_provider_and_a_timeout_that_kills_the_tool(pytester):
+    tool = pytester.path / "slow_llm.py"
+    tool.write_text(textwrap.dedent("""\
+        import subprocess, sys
+        prompt = sys.stdin.read()
+        if "slow" in prompt:
+            child = subprocess.Popen(["sleep", "30"])
+            open("child.pid", "w").write(str(child.pid))
+            child.wait()
+        print("answer to " + prompt)
+        """))
+    plan = textwrap.dedent(f"""\
+        providers:
+          tool:
+            command: ["{PYTHON}", slow_llm.py]
+            stdin: true
+            timeout: 1
+        phase: 1
+        groups:
+          - id: g
+            tasks:
+              - {{id: "1.1", type: prompt, provider: tool, prompt: "quick question", target: a.md}}
+              - {{id: "1.2", type: prompt, provider: tool, prompt: "slow question", target: b.md}}
+        """)
+    pytester.makefile(".yaml", **{"phases/p1": plan})
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    assert (pytester.path / "a.md").read_text() == "answer to quick question\n"
+    result.stdout.fnmatch_lines(["*task 1.2 (prompt) failed: python slow_llm.py gave no answer within 1 s*"])
+    pid = int((pytester.path / "child.pid").read_text())
+    import psutil
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
