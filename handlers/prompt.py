@@ -17,7 +17,7 @@ from pytest_orch.handlers import params, providers, templating
 from pytest_orch.handlers.file_generation import read_existing, search_path
 
 from pytest_orch.call_limits import CallLedger, Limits, QuotaReached
-from pytest_orch.fileio import atomic_write, read_text, unified_diff
+from pytest_orch.fileio import read_text, unified_diff
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 from pytest_orch.plan.providers import Provider
@@ -32,8 +32,10 @@ class PromptHandler:
 
     keys: ClassVar[frozenset[str]] = frozenset({"provider", "template", "prompt", "target", "expect", "vars"})
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
+    write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
     writes_files: ClassVar[bool] = True
+    knows_changes: ClassVar[bool] = True
 
     def validate(self, task: Task) -> None:
         params.expect(task, "provider", str, required=True)
@@ -75,6 +77,9 @@ class PromptHandler:
         found += params.existing(ctx, schema, "expect")
         return found
 
+    def writes(self, task: Task, ctx: TaskContext) -> list[Path]:
+        return [ctx.resolve(task.params["target"], key="target", write=True)]
+
     # -- capabilities the core asks for ------------------------------------------------------------
     def not_ready(self, task: Task, ctx: TaskContext) -> str | None:
         """Why the task cannot start now: its provider's daily quota is spent (or promised)."""
@@ -101,7 +106,7 @@ class PromptHandler:
     # -- running ------------------------------------------------------------------------------------
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
         provider: Provider = ctx.providers[task.params["provider"]]
-        path = ctx.resolve(task.params["target"], key="target")
+        path = ctx.resolve(task.params["target"], key="target", write=True)
         rel = ctx.relative(path)
         prompt = self.render(task, ctx)
         shown = f"provider {provider.name} ({provider.kind}, {provider.model_name}; {provider.limits_text()})"
@@ -117,11 +122,11 @@ class PromptHandler:
         if problem:
             return Outcome("failed", message=f"the answer of {provider.name} {problem}", calls=asked.calls,
                            output=asked.output() + f"\n--- answer ---\n{answer.text[:2000]}")
-        old = read_existing(path, rel)
+        old = read_existing(ctx, path, rel)
         if old == text:
             return Outcome("passed", message=f"{rel} already holds the answer", calls=asked.calls,
                            output=asked.output())
-        atomic_write(path, text)
+        ctx.files.write_text(path, text)
         return Outcome("passed", message=f"wrote {provider.name}'s answer to {rel}", changed=[rel],
                        diff=unified_diff(rel, old, text), calls=asked.calls, output=asked.output())
 
@@ -285,7 +290,7 @@ def _input_texts(task: Task, ctx: TaskContext) -> dict[str, str]:
             if path.is_file():
                 rel = ctx.relative(ctx.resolve(path, key="inputs"))
                 try:
-                    texts[rel] = read_text(path)
+                    texts[rel] = ctx.files.read_text(path)
                 except UnicodeDecodeError:
                     texts[rel] = "(not UTF-8 text)"
     return texts

@@ -8,6 +8,8 @@ import textwrap
 import pytest
 from prompt_support import PYTHON, ChatServer, write_stub_cli
 
+from conftest import assert_tasks
+
 
 @pytest.fixture
 def server():
@@ -71,7 +73,7 @@ def test_template_with_inputs_is_asked_once_and_written(pytester, server):
     assert events(pytester, "call")[0]["task_id"] == "1.1"
 
     # nothing changed: no call; a changed input asks again; --force asks again
-    pytester.runpytest().assert_outcomes(skipped=1)
+    assert_tasks(pytester.runpytest(), up_to_date=1)
     assert len(server.prompts) == 1
     pytester.makefile(".ts", **{"src/auth": "export const auth = 3;"})
     pytester.runpytest().assert_outcomes(passed=1)
@@ -84,7 +86,7 @@ def test_a_changed_model_asks_again(pytester, server):
     task = '- {id: "1.1", type: prompt, provider: local, prompt: "Hello {{ PROJECT }}", target: out.md}\n'
     pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, task)})
     pytester.runpytest().assert_outcomes(passed=1)
-    pytester.runpytest().assert_outcomes(skipped=1)
+    assert_tasks(pytester.runpytest(), up_to_date=1)
     pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, task).replace("llama3", "llama4")})
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=1)
@@ -198,10 +200,10 @@ def test_daily_quota_holds_across_two_runs(pytester, server):
     first.assert_outcomes(passed=5, skipped=3)
     second = pytester.runpytest("-rs")
     assert second.ret == 1
-    second.assert_outcomes(skipped=8)  # five up to date, three still over the quota
+    assert_tasks(second, up_to_date=5, skipped=3)  # three still over the quota
     second.stdout.fnmatch_lines(["*1.6: daily quota of local reached: 5/5, resets at 00:00 UTC (in * h * min)*"])
     assert len(server.times) == 5
-    assert run_json(pytester)["outcome"] != "passed"
+    assert run_json(pytester)["outcome"] == "blocked"
 
 
 def test_missing_api_key_stops_a_real_run_before_any_task(pytester, server, monkeypatch):
@@ -290,7 +292,7 @@ def test_four_workers_keep_per_second_and_never_ask_twice(pytester, server):
     workers = {t["worker"] for t in run_json(pytester)["tasks"]}
     assert len(workers) > 1
     again = pytester.runpytest_subprocess("-n", "4")
-    again.assert_outcomes(skipped=100)
+    assert_tasks(again, up_to_date=100)
     assert len(server.prompts) == 100
 
 
