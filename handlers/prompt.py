@@ -11,16 +11,18 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_orch.handlers import params, providers, templating
 from pytest_orch.handlers.file_generation import read_existing, search_path
 
-from pytest_orch.call_limits import CallLedger, Limits, QuotaReached
 from pytest_orch.fileio import read_text, unified_diff
 from pytest_orch.handler import Outcome, TaskContext
 from pytest_orch.plan.model import Task
 from pytest_orch.plan.providers import Provider
+
+if TYPE_CHECKING:  # the ledger (sqlite3) is imported when a prompt is asked, not at a worker's start
+    from pytest_orch.call_limits import CallLedger
 
 FORMATS = ("markdown", "json", "text")
 EXPECT_KEYS = frozenset({"format", "schema", "contains"})
@@ -86,6 +88,8 @@ class PromptHandler:
         provider = ctx.providers.get(task.params.get("provider", ""))
         if provider is None or ctx.dry_run or (provider.per_day is None and not _ledger_exists(ctx)):
             return None
+        from pytest_orch.call_limits import Limits
+
         ledger = ledger_for(ctx.root)
         # running tasks of the provider that have not called yet will each take one of today's calls
         running = [t.id for t in ctx.in_flight if t.type == "prompt" and t.params.get("provider") == provider.name]
@@ -164,6 +168,8 @@ class Asking:
 
     def ask(self, prompt: str) -> providers.Answer | None:
         """Return the provider's answer, or None with ``problem`` set."""
+        from pytest_orch.call_limits import Limits, QuotaReached
+
         provider = self.provider
         limits = Limits.of(provider)
         ledger = ledger_for(self.ctx.root)
@@ -238,6 +244,8 @@ _ledgers: dict[Path, CallLedger] = {}
 
 def ledger_for(root: Path) -> CallLedger:
     """This process's connection to the project's call ledger, opened once."""
+    from pytest_orch.call_limits import CallLedger
+
     key = Path(root).resolve()
     if key not in _ledgers:
         _ledgers[key] = CallLedger(key)

@@ -11,7 +11,6 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # here: a worker imports this module at start-up
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -24,7 +24,8 @@ from pytest_orch.plan.model import (
     Task,
 )
 from pytest_orch.plan.notify import Notifier, parse_notify
-from pytest_orch.plan.providers import ProviderParser, check_prompt_tasks
+from pytest_orch.plan.provider_parser import ProviderParser
+from pytest_orch.plan.providers import check_prompt_tasks
 from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
 from pytest_orch.write_guard import protected_folder, refusal
