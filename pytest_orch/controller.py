@@ -31,6 +31,7 @@ from pytest_orch.reports.pictures import write_pictures
 from pytest_orch.reports.run_json import write_run_json
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
+from pytest_orch.secrets import mask_result
 from pytest_orch.session import OrchSession
 from pytest_orch.xdist.worker import mark_resolved_done, needs_of
 
@@ -242,6 +243,7 @@ class Controller:
         coordinator = self.coordinator
         if coordinator is None:
             return
+        mask_result(result, self.runner.masker)  # before the state, the events and every report see it
         if result.task_id is None:
             coordinator.plain_ended(result.nodeid, result.status)
             return

@@ -50,3 +50,13 @@ def secret_names(plan: Any) -> list[str]:
         if provider.api_key_env and provider.api_key_env not in names:
             names.append(provider.api_key_env)
     return names
+
+
+def mask_result(result: Any, masker: Masker) -> None:
+    """Mask, in place, every text a TaskResult carries into the reports (captured output included)."""
+    if not masker:
+        return
+    for name in ("message", "output", "diff", "stdout", "stderr", "failure_text"):
+        setattr(result, name, masker.text(getattr(result, name)))
+    result.earlier_failures = [masker.text(text) for text in result.earlier_failures]
+    result.calls = masker.deep(result.calls)
