@@ -29,6 +29,7 @@ class ChatServer:
         self.invalid_first = 0
         self.error_status: int | None = None
         self.delay = 0.0
+        self.slow_prompts: dict[str, float] = {}  # prompt -> seconds before its answer
         self.answer = lambda prompt: f"# Answer\n\n{prompt}\n"
         self.in_flight = 0
         self.max_in_flight = 0
@@ -81,8 +82,8 @@ class ChatServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
-                    if server.delay:
-                        time.sleep(server.delay)
+                    if server.delay or prompt in server.slow_prompts:
+                        time.sleep(server.slow_prompts.get(prompt, server.delay))
                     if n <= server.throttle_first:
                         headers = {"Retry-After": server.retry_after} if server.retry_after is not None else {}
                         return self._send(429, server.throttle_body, headers)

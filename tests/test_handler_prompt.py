@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 from prompt_support import PYTHON, ChatServer, write_stub_cli
@@ -352,3 +357,23 @@ def test_stdin_provider_and_a_timeout_that_kills_the_tool(pytester):
     pid = int((pytester.path / "child.pid").read_text())
     import psutil
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_run_killed_during_a_call_keeps_what_finished(pytester, server):
+    server.slow_prompts = {"question 3": 60.0}
+    pytester.makefile(".yaml", **{"phases/p1": http_plan(server.url, many_tasks(3))})
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=pytester.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "question 3" not in server.prompts:  # the third call is on the wire
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    server.slow_prompts = {}
+    result = pytester.runpytest()
+    assert_tasks(result, passed=1, up_to_date=2)  # the two answers that finished are kept
+    assert server.prompts == ["question 1", "question 2", "question 3", "question 3"]
+    assert (pytester.path / "out/3.md").read_text() == "# Answer\n\nquestion 3\n"
