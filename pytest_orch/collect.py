@@ -125,10 +125,15 @@ class TaskItem(pytest.Item):
         self.extra_keyword_matches.update({task.name, task.type})
 
     def runtest(self) -> None:
-        outcome = self.config.stash[RUNNER_KEY].execute(self.task)
+        runner = self.config.stash[RUNNER_KEY]
+        outcome = runner.execute(self.task, attempt=getattr(self, "execution_count", 1))
+        mask = runner.masker.deep  # API keys and the plan's secrets never reach a report
+        outcome.message, outcome.output, outcome.diff = mask(outcome.message), mask(outcome.output), mask(outcome.diff)
         # the status travels to the controller as its value: execnet carries only builtin types
         data = {"status": outcome.status.value, "message": outcome.message, "changed": outcome.changed,
                 "diff": outcome.diff, "output": outcome.output}
+        if outcome.calls:
+            data["calls"] = mask(outcome.calls)
         self.user_properties[:] = [p for p in self.user_properties if p[0] != ORCH_PROPERTY]
         self.user_properties.append((ORCH_PROPERTY, json.dumps(data)))
         if outcome.output:

@@ -31,6 +31,7 @@ from pytest_orch.reports.pictures import write_pictures
 from pytest_orch.reports.run_json import write_run_json
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
+from pytest_orch.secrets import mask_result
 from pytest_orch.session import OrchSession
 from pytest_orch.xdist.worker import mark_resolved_done, needs_of
 
@@ -75,6 +76,9 @@ class Controller:
         dirty: list[str] = []
         if selected:
             readonly = settings.dry_run
+            problems = [] if readonly else self._preflight(selected)
+            if problems:  # before the lock and the state: a missing API key changes nothing
+                raise pytest.UsageError("\n".join(problems))
             if not readonly:
                 self.lock = RunLock(settings.root)
                 try:
@@ -145,7 +149,23 @@ class Controller:
 
     def _not_ready(self, task: Any) -> str | None:
         check = getattr(self.session.handlers[task.type], "not_ready", None)
-        return None if check is None else check(task, self.runner.context(task))
+        if check is None:
+            return None
+        ctx = self.runner.context(task)
+        if self.coordinator is not None:
+            ctx.in_flight = tuple(self.session.plan.tasks[t] for t in self.coordinator.running())
+        return check(task, ctx)
+
+    def _preflight(self, selected: set[str]) -> list[str]:
+        """Handlers' ``preflight``: what stops a real run before any task (a missing API key)."""
+        tasks = [self.session.plan.tasks[t] for t in sorted(selected)]
+        problems: list[str] = []
+        for name in sorted({t.type for t in tasks}):
+            check = getattr(self.session.handlers[name], "preflight", None)
+            if check is not None:
+                mine = [t for t in tasks if t.type == name]
+                problems += check(mine, self.runner.context(mine[0]))
+        return problems
 
     def _confirmed(self, task_id: str) -> bool:
         return self.coordinator is not None and self.coordinator.is_confirmed(task_id)
@@ -223,6 +243,7 @@ class Controller:
         coordinator = self.coordinator
         if coordinator is None:
             return
+        mask_result(result, self.runner.masker)  # before the state, the events and every report see it
         if result.task_id is None:
             coordinator.plain_ended(result.nodeid, result.status)
             return

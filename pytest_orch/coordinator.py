@@ -125,12 +125,13 @@ class Coordinator:
             instructions = str(task.params.get("instructions", "")).strip()
             return Decision(NotRun.UNCONFIRMED, f"manual step not confirmed: {instructions}", blocked_by=task.id,
                             hint=f"pytest --confirm {task.id}")
-        not_ready = self.capabilities.not_ready(task)
-        if not_ready is not None:
-            return Decision(NotRun.NOT_READY, not_ready, blocked_by=task.id)
         fresh = self.history.freshness(task, force=self.flags.force)
         if fresh.up_to_date:
             return Decision(NotRun.UP_TO_DATE, fresh.reason)
+        # after freshness: an up-to-date task needs no call, so a spent quota does not block it
+        not_ready = self.capabilities.not_ready(task)
+        if not_ready is not None:
+            return Decision(NotRun.NOT_READY, not_ready, blocked_by=task.id)
         refusal = self._dirty_refusal(task)
         if refusal is not None:
             if not self.flags.dry_run:
@@ -161,6 +162,10 @@ class Coordinator:
     def _aborted(self) -> Decision:
         return Decision(NotRun.ABORTED, f"not run: task {self.aborted_by} failed and its on_failure is abort",
                         blocked_by=self.aborted_by)
+
+    def running(self) -> list[str]:
+        """Tasks decided to run that have not ended yet (for a handler's ``not_ready``)."""
+        return [t for t, d in self.decisions.items() if d.runs and t in self.plan.tasks and t not in self.outcomes]
 
     def withdraw(self, task_id: str) -> Decision:
         """An abort came after a task was found ready but before it started: it will not run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from pytest_orch.outcomes import Status
 from pytest_orch.overlay import ProjectFiles
 from pytest_orch.plan.model import Task
 from pytest_orch.ratelimit import TokenBucket, buckets_for
+from pytest_orch.secrets import Masker, secret_names
 from pytest_orch.session import OrchSession, is_worker
 
 
@@ -47,6 +49,7 @@ class TaskRunner:
             interactive=self.interactive,
             files=self.files,
             written_digests=self.written_digests(),
+            providers=self.session.plan.providers,
         )
 
     def written_digests(self) -> Mapping[str, str | None]:
@@ -61,13 +64,19 @@ class TaskRunner:
             self._written = read_written_digests(self.session.settings.root)
         return self._written
 
-    def execute(self, task: Task) -> Outcome:
+    @functools.cached_property
+    def masker(self) -> Masker:
+        """Masks the values of the plan's secrets and API keys, as this process sees them."""
+        return Masker.from_env(secret_names(self.session.plan))
+
+    def execute(self, task: Task, attempt: int = 1) -> Outcome:
         """Run the task's handler; an expected handler error becomes a failed outcome.
 
         Under ``--force`` the work is done for real: a handler that found nothing to change has
         still passed (with ``changed`` empty), never "up to date".
         """
         ctx = self.context(task)
+        ctx.attempt = attempt
         lines: list[str] = []
         ctx.log = lines.append
         try:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.outcomes import Status
@@ -31,6 +31,8 @@ class Outcome:
     changed: list[str] = field(default_factory=list)
     diff: str = ""
     output: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """One record per request the handler made to an outside service (the prompt handler's ledger)."""
 
     def __post_init__(self) -> None:
         self.status = Status.from_wire(self.status)
@@ -55,6 +57,12 @@ class TaskContext:
     written_digests: Mapping[str, str | None] = field(default_factory=dict)
     """What the plan's tasks last wrote: project-relative path -> sha256 of the bytes left there (None:
     deleted), as the state stores it. A file whose digest differs was changed by someone else since."""
+    providers: Mapping[str, Any] = field(default_factory=dict)
+    """The plan's ``providers:`` by name (pytest_orch.plan.providers.Provider)."""
+    attempt: int = 1
+    """Which attempt of the task this is (1, then 2 ... under ``retries``)."""
+    in_flight: tuple[Task, ...] = ()
+    """For ``not_ready`` on the controller: the tasks decided to run that have not ended yet."""
 
     def resolve(self, path: str | os.PathLike[str], key: str = "path", *, write: bool = False) -> Path:
         """Return ``path`` resolved inside the project root, symlinks included.
@@ -109,6 +117,10 @@ class Handler(Protocol):
 
     Optional method ``writes(task, ctx) -> list[Path] | None``: the files the task would write,
     so the dirty-tree guard asks only about those; None (or no method) guards the whole tree.
+    Optional method ``not_ready(task, ctx) -> str | None``: why the task cannot start now (a spent
+    quota), asked on the controller when the task is due; ``ctx.in_flight`` lists running tasks.
+    Optional method ``preflight(tasks, ctx) -> list[str]``: what stops a real run before any task
+    (a missing API key); each line is a usage error (exit 4). Not asked for ``--dry-run``.
     """
 
     keys: ClassVar[frozenset[str]]

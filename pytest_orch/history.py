@@ -175,6 +175,8 @@ class History:
             self.store.record_attempt(self.run_id, task.id, result.attempts, iso(result.started),
                                       iso(result.finished), status.value, result.worker,
                                       result.changed if ran else [])
+            for call in result.calls:  # the ledger of requests to providers
+                self.store.event("call", task_id=task.id, **call)
             self.store.event("task_end", task_id=task.id, outcome=status.value, attempts=result.attempts)
         if status.done:
             self.tokens[task.id] = record.token

@@ -44,6 +44,8 @@ class TaskResult:
     location: tuple[str, int | None, str] | None = None
     spans: list[tuple[float, float, Status]] = field(default_factory=list)
     """Each attempt's (start, stop, status), for the reports' timelines."""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """Requests the handler made to outside services (a prompt task's provider), every attempt's."""
 
     @property
     def duration(self) -> float:
@@ -116,6 +118,8 @@ class ResultCollector:
             result.changed, result.diff = data.get("changed", []), data.get("diff", "")
             result.output, result.message = data.get("output", ""), data.get("message", "")
             result.reason = data.get("reason", result.reason)
+            if report.when == "call":  # every phase's report carries the properties: take each attempt's once
+                result.calls += data.get("calls", [])
         for title, content in report.sections:
             if "stdout" in title:
                 result.stdout += content

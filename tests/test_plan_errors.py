@@ -87,7 +87,7 @@ def run_bad_plan(pytester, text, *args):
               - {{id: "1.2", type: comand, run: "true"}}
         """,
         "*phases/p1.yaml:6: task '1.2': unknown handler type 'comand' (known: command, config_edit, "
-        "file_generation, manual, test_generation); did you mean 'command'?*", id="unknown-handler"),
+        "file_generation, manual, prompt, test_generation); did you mean 'command'?*", id="unknown-handler"),
     pytest.param(
         f"""
         phase: 1

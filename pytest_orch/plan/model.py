@@ -93,6 +93,10 @@ class Plan:
     """Notifiers (pytest_orch.plan.notify.Notifier) from the plan files' top-level ``notify`` keys."""
     variable_names: frozenset[str] = frozenset()
     """Names declared under ``vars`` or used as ``${NAME}``: what ``--var`` may set."""
+    providers: Mapping[str, Any] = field(default_factory=dict)
+    """The ``providers:`` of every plan file by name (pytest_orch.plan.providers.Provider)."""
+    secrets: tuple[str, ...] = ()
+    """Names of environment variables whose values are masked in every report."""
 
     def __post_init__(self) -> None:
         tasks = {t.id: t for p in self.phases for t in p.all_tasks}
@@ -102,7 +106,7 @@ class Plan:
         # the task index is derived and a mappingproxy cannot be pickled; xdist workers receive
         # the controller's plan pickled, so rebuild the index from the fields
         return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files,
-                       self.notify, self.variable_names))
+                       self.notify, self.variable_names, self.providers, self.secrets))
 
     @property
     def tasks(self) -> Mapping[str, Task]:

@@ -24,11 +24,13 @@ from pytest_orch.plan.model import (
     Task,
 )
 from pytest_orch.plan.notify import Notifier, parse_notify
+from pytest_orch.plan.provider_parser import ProviderParser
+from pytest_orch.plan.providers import check_prompt_tasks
 from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
 from pytest_orch.write_guard import protected_folder, refusal
 
-FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars", "notify"})
+FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars", "notify", "providers", "secrets"})
 PHASE_KEYS = frozenset({"phase", "name", "depends_on", "vars", "groups", "checkpoints"})
 GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on", "tasks"})
 TASK_KEYS = frozenset({
@@ -80,6 +82,7 @@ class PlanBuilder:
         self.variables: dict[str, str] = {}
         self.notify: list[Notifier] = []
         self.variable_names: set[str] = set()
+        self.providers = ProviderParser(self.check.errors)
 
     def build(self, files: list[Path], name: str, location: Path | None = None) -> Plan:
         phases: list[Phase] = []
@@ -98,11 +101,14 @@ class PlanBuilder:
                 continue
             phases += self._file(raw, rel, path.parent)
         self._cross_check(phases)
+        check_prompt_tasks([(t, p.variables) for p in phases for t in p.all_tasks], self.providers.providers,
+                           self.root, self.check.errors)
         if self.check.errors:
             raise PlanErrors(self.check.errors)
         plan = Plan(name=name, phases=tuple(phases), pools=self.pools, rate_limits=self.rate_limits,
                     variables=self.variables, files=tuple(relfiles), notify=tuple(self.notify),
-                    variable_names=frozenset(self.variable_names))
+                    variable_names=frozenset(self.variable_names), providers=self.providers.providers,
+                    secrets=tuple(self.providers.secrets))
         self._check_cycles(plan)
         if self.check.errors:
             raise PlanErrors(self.check.errors)
@@ -123,6 +129,8 @@ class PlanBuilder:
                 store.update(self.check.typed(data, key, check, {}, rel))
         if "notify" in data:
             self.notify += parse_notify(data["notify"], data.loc_of("notify"), self.root, self.check.error)
+        # providers see the file's vars (a one-phase file's are its phase's, checked there) and --var
+        self.providers.read_file(data, {**_vars_quietly(data), **self.overrides})
         if "phases" in data:
             # a file of one phase has its vars read once, as the phase's own, below
             file_vars = self.check.typed(data, "vars", checks.var_map, {}, rel)
@@ -142,7 +150,7 @@ class PlanBuilder:
         if "phase" not in data:
             self.check.error(loc, "a plan file needs a 'phase' key (or a 'phases' list)")
             return []
-        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits", "notify"}, "a phase")
+        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits", "notify", "providers", "secrets"}, "a phase")
         phase = self._phase(data, rel, folder, {})
         return [phase] if phase else []
 
@@ -351,6 +359,14 @@ def _items(data: MarkedDict, key: str, check: _Checker, what: str):
         mapping = check.mapping(item, loc, f"an item of {key}")
         if mapping is not None:
             yield mapping, loc
+
+
+def _vars_quietly(data: MarkedDict) -> dict[str, str]:
+    """A file's ``vars`` without reporting its errors: the phase's or the file's own check does."""
+    try:
+        return checks.var_map(data.get("vars") or {})
+    except (TypeError, ValueError):
+        return {}
 
 
 def _relative(path: Path, root: Path) -> str:

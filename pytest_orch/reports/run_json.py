@@ -42,6 +42,7 @@ def task_entry(result: TaskResult, plan: Plan) -> dict[str, Any]:
         "reason": result.reason,
         "diff": result.diff,
         "critical": task.critical if task else True,
+        **({"calls": result.calls} if result.calls else {}),
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from pytest_orch.compat import terminal_width
 from pytest_orch.coordinator import Coordinator
 from pytest_orch.outcomes import NotRun, Status
+from pytest_orch.reports.calls import provider_lines
 from pytest_orch.results import TaskResult
 from pytest_orch.session import OrchSession
 
@@ -60,6 +61,8 @@ def write_summary(tr: Any, session: OrchSession, coordinator: Coordinator, resul
         phase_results = [r for r in tasks if plan.tasks[r.task_id].phase == phase.id]
         if phase_results:
             tr.write_line(_phase_line(phase.id, phase.name, phase_results))
+    for line in provider_lines(tasks):
+        tr.write_line(line)
     explain_blocked_in_stats(tr, session, coordinator)
 
 

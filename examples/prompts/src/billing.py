@@ -1,0 +1,2 @@
+def invoice(customer, amount):
+    return {"customer": customer, "amount": amount}
