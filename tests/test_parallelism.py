@@ -81,3 +81,11 @@ def test_slow_tasks_get_the_workers_the_graph_can_use(pytester):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["pytest-orch: -n 4: starting 3 workers, all the plan's graph can use*"])
     assert workers_of(pytester) <= {"gw0", "gw1", "gw2"}
+
+
+def test_a_session_of_plain_tests_beside_a_plan_keeps_its_workers(pytester):
+    pytester.makefile(".yaml", **{"phases/p1": EDITS})
+    pytester.makepyfile(test_unit="import os\n\ndef test_where():\n    assert os.environ.get('PYTEST_XDIST_WORKER')\n")
+    result = pytester.runpytest_subprocess("test_unit.py", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("pytest-orch: -n *")
