@@ -1,0 +1,388 @@
+"""Workers on other hosts (``--tx ssh=...``): started together, their checkouts checked, their loss survived.
+
+Registered on the controller with a plan under xdist. At ``pytest_xdist_setupnodes`` every remote
+gateway is made on a thread of its own (local ones start meanwhile, see spawn.py); each new gateway
+reports its working directory, its checkout's commit and whether it sees the controller's
+checkout-token (then it shares the controller's checkout). A host that cannot be reached is *down
+at start*, one at another commit is *refused* with the command that updates it; both are dropped
+from xdist's list before it starts any worker there, and the run goes on with the others.
+
+When a remote worker goes down (its host died, or a cut link was noticed by the SSH keep-alives
+added here), xdist's restart on the same host is replaced (``compat.take_over_node_loss``): the
+in-flight task fails or, within its ``retries``, runs again elsewhere; its host gets no more work;
+the summary names the host and the tasks it took down. What the xdist internals involved are, and
+the versions checked, is in ``pytest_orch/compat.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_orch import compat
+from pytest_orch.xdist.hosts import LOCAL, HostTable, Placement, Worker, host_of_spec, pinned_hosts, placement_of
+
+if TYPE_CHECKING:
+    from pytest_orch.controller import Controller
+    from pytest_orch.session import OrchSession
+
+REMOTE_INPUT = "orch_remote"  # workerinput flag: this worker is not on the controller's machine
+TOKEN_NAME = "checkout-token"  # in .orch/: a remote worker that can read it shares the checkout
+HOSTS_KEY = pytest.StashKey["RemoteHosts"]()
+START_TIMEOUT = 60.0
+
+# Runs on a fresh gateway, in the spec's chdir, before xdist's worker starts there.
+PROBE = r"""
+import os, socket, subprocess
+token_path = channel.receive()
+try:
+    with open(token_path) as f:
+        token = f.read()
+except OSError:
+    token = None
+try:
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+    commit, git_error = (git.stdout.strip(), "") if git.returncode == 0 else (None, git.stderr.strip())
+except OSError as exc:
+    commit, git_error = None, str(exc)
+channel.send({"cwd": os.getcwd(), "hostname": socket.gethostname(), "commit": commit,
+              "git_error": git_error, "token": token})
+"""
+
+
+def configure_tx(config: pytest.Config) -> None:
+    """With a plan, ``--tx`` alone distributes (xdist wants ``-d`` too), and a local worker is added
+    when the list has none: tasks that write project files run where the project is."""
+    import execnet
+
+    option = config.option
+    tx = list(getattr(option, "tx", None) or [])
+    if not tx:
+        return
+    if option.dist == "no":
+        option.dist = "load"  # any mode: the plan's scheduler replaces xdist's
+    specs = [execnet.XSpec(s.split("*", 1)[-1]) for s in tx]
+    if not any(_is_local(spec) for spec in specs):
+        option.tx = [*tx, "popen"]
+
+
+def _is_local(spec: Any) -> bool:
+    return bool(compat.spec_field(spec, "popen")) and not compat.spec_field(spec, "via") \
+        and not compat.spec_field(spec, "chdir")
+
+
+def _is_remote(spec: Any) -> bool:
+    return not compat.spec_field(spec, "popen")
+
+
+def keepalive_options(spec: Any, interval: int) -> list[str]:
+    """ssh ``-o`` options so a cut link is noticed (3 missed keep-alives), unless the user set them."""
+    if interval <= 0 or not compat.spec_field(spec, "ssh"):
+        return []
+    given = compat.spec_field(spec, "ssh") or ""
+    config_file = compat.spec_field(spec, "ssh_config")
+    if config_file:
+        try:
+            given += "\n" + Path(config_file).read_text()
+        except OSError:
+            pass
+    given = given.lower()
+    wanted = {"ServerAliveInterval": str(interval), "ServerAliveCountMax": "3", "ConnectTimeout": "10"}
+    return [f"-o{key}={value}" for key, value in wanted.items() if key.lower() not in given]
+
+
+class RemoteHosts:
+    """The controller's side of remote workers: start, check, lose; and the placement of tasks."""
+
+    def __init__(self, config: pytest.Config, session: OrchSession, controller: Controller) -> None:
+        self.config = config
+        self.session = session
+        self.controller = controller
+        self.table = HostTable()
+        self.token = uuid.uuid4().hex
+        self.commit: str | None = None
+        self.starting: dict[str, tuple[Any, Future[Any]]] = {}
+        self.gateways: dict[str, Any] = {}
+        self.placements: dict[str, Placement] = {}
+        self.tainted: dict[str, bool] = {}
+        self.crash_reports: dict[str, Any] = {}
+        self.failed_attempts: dict[str, int] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._node_of = {t: n for n, t in session.nodeids.items()} if session.ok else {}
+        config.stash[HOSTS_KEY] = self
+
+    # -- start --------------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        """Start every remote gateway now, each on its own thread; ``Joiner`` collects them."""
+        remote = [s for s in specs if _is_remote(s)]
+        compat.take_over_setup_node(config, self._setup_node)
+        compat.take_over_node_loss(config, self._node_down)
+        if not remote:
+            return
+        self.commit = _controller_commit(self.session.settings.root)
+        token_path = self._write_token()
+        interval = _keepalive(config)
+        self._pool = ThreadPoolExecutor(len(remote), thread_name_prefix="orch-remote")
+        for spec in remote:
+            options = keepalive_options(spec, interval)
+            if options:
+                compat.prepend_ssh_options(spec, options)
+            self.starting[spec.id] = (spec, self._pool.submit(self._connect, spec, token_path))
+
+    def _write_token(self) -> str:
+        folder = self.session.settings.root / ".orch"
+        folder.mkdir(exist_ok=True)
+        (folder / TOKEN_NAME).write_text(self.token)
+        return os.path.relpath(folder / TOKEN_NAME, self.config.invocation_params.dir)
+
+    def _connect(self, spec: Any, token_path: str) -> tuple[Any, dict[str, Any]]:
+        group = compat.gateway_group(self.config)
+        gateway = group.makegateway(spec)
+        try:
+            return gateway, compat.run_on_gateway(gateway, PROBE, token_path, START_TIMEOUT)
+        except Exception:
+            gateway.exit()
+            raise
+
+    def join(self, specs: list[Any]) -> None:
+        """Wait for the remote gateways; drop the hosts down at start and the refused ones from ``specs``."""
+        for spec_id, (spec, future) in self.starting.items():
+            host = host_of_spec(compat.spec_field(spec, "ssh"), compat.spec_field(spec, "socket"))
+            try:
+                gateway, probe = future.result()
+            except Exception as exc:  # noqa: BLE001 - whatever stops the connection, the host is down
+                self.table.down_at_start[host] = _why_unreachable(exc)
+                specs.remove(spec)
+                continue
+            refusal = self._refusal(probe)
+            if refusal is not None:
+                self.table.refused[host] = refusal
+                gateway.exit()
+                specs.remove(spec)
+                continue
+            self.gateways[spec_id] = gateway
+            self.table.add(self._worker(spec, host, probe))
+        self.starting.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+    def _refusal(self, probe: dict[str, Any]) -> str | None:
+        if self.commit is None or probe.get("token") == self.token:
+            return None  # no git here to compare with, or the very same checkout
+        cwd, commit = probe["cwd"], probe.get("commit")
+        if commit is None:
+            return (f"{cwd} on {probe['hostname']} is not a git checkout ({probe.get('git_error') or 'no HEAD'}); "
+                    f"clone the project there at {self.commit}")
+        if commit != self.commit:
+            return (f"its checkout {cwd} is at {commit[:12]}, the controller's at {self.commit[:12]}; "
+                    f"update it: git -C {cwd} checkout {self.commit}")
+        return None
+
+    def _worker(self, spec: Any, host: str, probe: dict[str, Any] | None) -> Worker:
+        ssh = compat.spec_field(spec, "ssh")
+        target = ssh.split()[-1] if ssh else host
+        names = {host, target, spec.id}
+        shared = probe is not None and probe.get("token") == self.token
+        if host == LOCAL:
+            chdir = compat.spec_field(spec, "chdir")
+            shared = not chdir or Path(chdir).resolve() == Path.cwd().resolve()
+            names.add(LOCAL)
+        return Worker(spec.id, host, str(spec), has_project=shared, names=frozenset(names),
+                      chdir=probe["cwd"] if probe else None)
+
+    def _setup_node(self, spec: Any, putevent: Any, original: Any) -> Any:
+        """xdist's setup_node: a remote gateway made above starts its worker without rsync of pytest."""
+        gateway = self.gateways.pop(spec.id, None)
+        if gateway is None:
+            node = original(spec, putevent)
+            if compat.worker_id_of(node) not in self.table.workers:  # a local worker, or one restarted
+                self.table.add(self._worker(spec, host_of_spec(None, None), None))
+            return node
+        return compat.start_worker_on(self.config, gateway, putevent)
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.table.is_remote(compat.worker_id_of(node)):
+            node.workerinput[REMOTE_INPUT] = True
+
+    # -- loss ---------------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """Before rerunfailures decides: the controller's store learns a remote item's retries."""
+        report.start = report.stop = time.time()  # xdist leaves them 0: the task would seem to start in 1970
+        node = compat.node_of_report(report)
+        if node is None or not self.table.is_remote(compat.worker_id_of(node)):
+            return
+        self.crash_reports[crashitem] = report
+        task_id = self.session.task_id_of(crashitem)
+        retries = self.session.plan.tasks[task_id].retries if task_id else int(
+            getattr(self.config.option, "reruns", 0) or 0)
+        compat.set_rerun_budget(self.config, crashitem, retries, self.failed_attempts.get(crashitem, 0))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Count a remote item's failed attempts (its worker keeps its own retry store)."""
+        if report.outcome == "rerun" and report.when in ("setup", "call"):
+            node = compat.node_of_report(report)
+            if node is not None and self.table.is_remote(compat.worker_id_of(node)):
+                self.failed_attempts[report.nodeid] = self.failed_attempts.get(report.nodeid, 0) + 1
+
+    def _node_down(self, node: Any, error: object | None) -> bool:
+        """A remote worker went down: no restart there; its task fails or is retried elsewhere."""
+        gateway_id = compat.worker_id_of(node)
+        if not self.table.is_remote(gateway_id):
+            return False  # a local worker: xdist restarts it as usual
+        why = _why_down(error)
+        loss = self.table.lose(gateway_id, why)
+        crashitem = compat.drop_node(self.config, node, error)
+        if crashitem and loss is not None:
+            report = self.crash_reports.pop(crashitem, None)
+            task = self.session.task_id_of(crashitem) or crashitem
+            (loss.retried if report is not None and report.outcome == "rerun" else loss.tasks).append(task)
+        if compat.live_node_count(self.config) == 0:
+            sched = self._scheduler()
+            if sched is not None:
+                sched.abandon("no worker is left to run it")
+            compat.end_distributed_run(self.config)
+        return True
+
+    def _scheduler(self) -> Any:
+        from pytest_orch.xdist.scheduler import SCHED_KEY
+
+        return self.config.stash.get(SCHED_KEY, None)
+
+    def lost_message(self, gateway_id: str, what: str) -> str | None:
+        """The crash report's text when a remote worker's host was lost in ``what``."""
+        worker = self.table.worker(gateway_id)
+        loss = self.table.losses.get(worker.host) if worker is not None else None
+        if loss is None:
+            return None
+        return (f"host {loss.host} was lost while running {what} on worker {gateway_id} ({loss.why}); "
+                "no more work goes to that host and the run goes on with the others")
+
+    # -- placement: asked by the scheduler ---------------------------------------------------------------
+    def place(self, nodeid: str) -> str | None:
+        """Decide where a due item may run; return why no live worker may, or None."""
+        session = self.session
+        task_id = session.task_id_of(nodeid)
+        plan = session.plan
+        if task_id is None:
+            placement = Placement()
+        else:
+            task = plan.tasks[task_id]
+            group = None if task.is_checkpoint else plan.group(task.phase, task.group)
+            results = self.controller.collector.results
+            node_of = self._node_of
+
+            def changed_here(dep: str) -> bool:
+                result = results.get(node_of.get(dep, ""))
+                return bool(result and result.changed) and self.table.has_project(result.worker)
+
+            placement = placement_of(
+                task_id, session.graph.prerequisites(task_id),
+                writes_files=lambda t: session.writes_files(plan.tasks[t]),
+                pins=lambda t: pinned_hosts(task.runs_on, group.runs_on if group else (), task.pool,
+                                            dict(plan.pool_hosts)),
+                changed_here=changed_here, tainted=self.tainted)
+        self.placements[nodeid] = placement
+        return self.table.placeable(placement)
+
+    def accepts(self, node: Any) -> Any:
+        """A filter for the scheduler: may this node run the item? None when every item may."""
+        worker = self.table.worker(compat.worker_id_of(node))
+        if worker is None:
+            return None
+        return lambda nodeid: self.placements.get(nodeid, Placement()).allows(worker)
+
+    def still_placeable(self, nodeid: str) -> str | None:
+        return self.table.placeable(self.placements.get(nodeid, Placement()))
+
+    # -- the summary ---------------------------------------------------------------------------------------
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        table = self.table
+        remote = [w for w in table.workers.values() if w.host != LOCAL]
+        if not (remote or table.down_at_start or table.refused or table.losses):
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "pytest-orch hosts")
+        hosts: dict[str, list[Worker]] = {}
+        for worker in remote:
+            hosts.setdefault(worker.host, []).append(worker)
+        for host, workers in hosts.items():
+            loss = table.losses.get(host)
+            ids = ", ".join(w.gateway_id for w in workers)
+            shared = " (shares the controller's checkout)" if workers[0].has_project else ""
+            if loss is None:
+                tr.write_line(f"host {host}: {ids}{shared}, ok")
+                continue
+            at = time.strftime("%H:%M:%S", time.localtime(loss.when))
+            took = ", ".join(loss.tasks) or "no task"
+            retried = f"; retried elsewhere: {', '.join(loss.retried)}" if loss.retried else ""
+            tr.write_line(f"host {host} LOST at {at} ({loss.why}): {ids}; took down {took}{retried}", red=True)
+        for host, why in table.down_at_start.items():
+            tr.write_line(f"host {host} DOWN at start, not used: {why}", red=True)
+        for host, why in table.refused.items():
+            tr.write_line(f"host {host} REFUSED, not used: {why}", yellow=True)
+
+
+class Joiner:
+    """The last ``pytest_xdist_setupnodes``: waits for the remote gateways RemoteHosts started first."""
+
+    def __init__(self, hosts: RemoteHosts) -> None:
+        self.hosts = hosts
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        self.hosts.join(specs)
+
+
+def _keepalive(config: pytest.Config) -> int:
+    try:
+        return int(config.getini("orch_ssh_keepalive") or 0)
+    except ValueError:
+        raise pytest.UsageError(f"orch_ssh_keepalive = {config.getini('orch_ssh_keepalive')!r}: "
+                                "expected whole seconds") from None
+
+
+def _controller_commit(root: Path) -> str | None:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """execnet's HostNotFound carries ssh's command line; say what it means instead."""
+    if type(exc).__name__ == "HostNotFound":
+        return "ssh could not connect (host unreachable, connection refused, or no answer in time)"
+    return f"{type(exc).__name__}: {_one_line(exc)}"
+
+
+def _why_down(error: object | None) -> str:
+    """xdist's words for a channel that closed ("Not properly terminated") say little to a user."""
+    text = _one_line(error) if error else ""
+    if not text or text == "Not properly terminated":
+        return "its connection closed: the host went down, was cut off, or its worker was killed"
+    return text
+
+
+def _one_line(error: object) -> str:
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def register(config: pytest.Config, session: OrchSession, controller: Controller) -> RemoteHosts:
+    hosts = RemoteHosts(config, session, controller)
+    config.pluginmanager.register(hosts, "orch-hosts")
+    config.pluginmanager.register(Joiner(hosts), "orch-hosts-join")
+    return hosts
