@@ -74,7 +74,7 @@ class Placement:
     def describe(self) -> str:
         parts = []
         if self.hosts:
-            parts.append("pinned to " + ", ".join(sorted(self.hosts)))
+            parts.append("is pinned to " + ", ".join(sorted(self.hosts)))
         if self.needs_project:
             parts.append("needs the project's checkout (a local worker or one that shares it)")
         return " and ".join(parts) or "may run anywhere"
@@ -98,6 +98,7 @@ class HostTable:
         self.workers: dict[str, Worker] = {}
         self.down_at_start: dict[str, str] = {}
         self.refused: dict[str, str] = {}
+        """Why a worker was refused, keyed "host (gateway id)": one host may hold several checkouts."""
         self.losses: dict[str, Loss] = {}
         self.generation = 0
         """Bumped whenever a host goes away, so the scheduler knows to look at its ready tasks again."""

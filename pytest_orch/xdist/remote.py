@@ -115,6 +115,8 @@ class RemoteHosts:
         self.crash_reports: dict[str, Any] = {}
         self.failed_attempts: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self.remote_requested = False
+        """Pins to hosts apply only to a run with remote workers: on one machine everything runs here."""
         self._node_of = {t: n for n, t in session.nodeids.items()} if session.ok else {}
         config.stash[HOSTS_KEY] = self
 
@@ -127,6 +129,7 @@ class RemoteHosts:
         compat.take_over_node_loss(config, self._node_down)
         if not remote:
             return
+        self.remote_requested = True
         self.commit = _controller_commit(self.session.settings.root)
         token_path = self._write_token()
         interval = _keepalive(config)
@@ -164,7 +167,7 @@ class RemoteHosts:
                 continue
             refusal = self._refusal(probe)
             if refusal is not None:
-                self.table.refused[host] = refusal
+                self.table.refused[f"{host} ({spec_id})"] = refusal
                 gateway.exit()
                 specs.remove(spec)
                 continue
@@ -290,7 +293,7 @@ class RemoteHosts:
                 task_id, session.graph.prerequisites(task_id),
                 writes_files=lambda t: session.writes_files(plan.tasks[t]),
                 pins=lambda t: pinned_hosts(task.runs_on, group.runs_on if group else (), task.pool,
-                                            dict(plan.pool_hosts)),
+                                            dict(plan.pool_hosts)) if self.remote_requested else frozenset(),
                 changed_here=changed_here, tainted=self.tainted)
         self.placements[nodeid] = placement
         return self.table.placeable(placement)
