@@ -134,7 +134,7 @@ class HostTable:
 
     def placeable(self, placement: Placement) -> str | None:
         """None when a live worker may run a task so placed; else why none may."""
-        if any(placement.allows(w) for w in self.live()):
+        if not self.workers or any(placement.allows(w) for w in self.live()):  # no table: nothing to judge
             return None
         gone = [f"{h} (lost: {loss.why})" for h, loss in self.losses.items()]
         gone += [f"{h} (down at start)" for h in self.down_at_start]
