@@ -180,8 +180,12 @@ def session_should_stop(config: pytest.Config) -> bool:
 
 
 def worker_count(config: pytest.Config) -> int:
-    """How many workers the run asked for (-n N, or --tx specs)."""
+    """How many workers the run asked for (-n N, or --tx specs); once started, those xdist starts."""
     from xdist.workermanage import parse_tx_spec_config
+
+    manager = getattr(dsession(config), "nodemanager", None)
+    if manager is not None:  # remote hosts down at start or refused are no longer among its specs
+        return len(manager.specs)
 
     return len(parse_tx_spec_config(config))
 

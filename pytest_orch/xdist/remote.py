@@ -133,7 +133,9 @@ class RemoteHosts:
         self.commit = _controller_commit(self.session.settings.root)
         token_path = self._write_token()
         interval = _keepalive(config)
-        self._pool = ThreadPoolExecutor(len(remote), thread_name_prefix="orch-remote")
+        # ORCH_REMOTE_START=serial starts them one after another, for the benchmark that compares both
+        width = 1 if os.environ.get("ORCH_REMOTE_START") == "serial" else len(remote)
+        self._pool = ThreadPoolExecutor(width, thread_name_prefix="orch-remote")
         for spec in remote:
             options = keepalive_options(spec, interval)
             if options:

@@ -1,0 +1,108 @@
+"""Remote workers: launch to the first task on a remote worker, with remote gateways started together or
+one after another (ORCH_REMOTE_START=serial). A script, not a test; needs root (SSH test hosts are
+network namespaces, tests/ssh_hosts.py) and openssh-server. Prints a Markdown table.
+
+    python benchmarks/bench_remote.py                  # 2 hosts x 2 workers, 40 tasks of 0.1 s, 3 runs each
+    python benchmarks/bench_remote.py --workers 1 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from ssh_hosts import SshHosts, why_not_available  # noqa: E402
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=b@example.com", "-c", "user.name=b", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def make_project(root: Path, tasks: int, duration: float) -> None:
+    (root / "phases").mkdir(parents=True)
+    lines = ["phase: 1", "groups:", "  - id: g", "    tasks:"]
+    lines += [f'      - {{id: "t{i}", type: command, run: "sleep {duration}"}}' for i in range(tasks)]
+    (root / "phases" / "p1.yaml").write_text("\n".join(lines) + "\n")
+    (root / ".gitignore").write_text("reports/\n.orch/\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "plan")
+
+
+def run_once(project: Path, tx: list[str], mode: str) -> dict[str, float]:
+    env = dict(os.environ, ORCH_REMOTE_START=mode)
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--force", "-q"]
+    for spec in tx:
+        args += ["--tx", spec]
+    launch = time.time()
+    proc = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    wall = time.time() - launch
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+    tasks = json.loads((project / "reports" / "run.json").read_text())["tasks"]
+    remote = {f"gw{i}" for i in range(len(tx))}  # the --tx specs come first; the local worker is added last
+    starts = [ts(t["started"]) for t in tasks]
+    remote_starts = [ts(t["started"]) for t in tasks if t["worker"] in remote]
+    ends = [ts(t["finished"]) for t in tasks]
+    return {"wall": wall, "first": min(starts) - launch, "tail": launch + wall - max(ends),
+            "first_remote": min(remote_starts) - launch if remote_starts else float("nan"),
+            "remote_share": len(remote_starts) / len(tasks)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="workers per host (default 2)")
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--duration", type=float, default=0.1)
+    parser.add_argument("--runs", type=int, default=3)
+    opts = parser.parse_args()
+    why = why_not_available()
+    if why is not None:
+        raise SystemExit(why)
+    with tempfile.TemporaryDirectory(prefix="orch-bench-remote-") as tmp:
+        folder = Path(tmp)
+        hosts = SshHosts(folder / "hosts")
+        try:
+            project = folder / "project"
+            make_project(project, opts.tasks, opts.duration)
+            tx = []
+            for name in ("h1", "h2"):
+                hosts.add(name)
+                clone = folder / f"clone-{name}"
+                git(folder, "clone", "-q", str(project), str(clone))
+                tx.append(hosts.tx(name, sys.executable, clone, opts.workers))
+            rows = []
+            for mode in ("parallel", "serial"):
+                runs = [run_once(project, tx, mode) for _ in range(opts.runs)]
+                rows.append((mode, runs))
+        finally:
+            hosts.close()
+    print(f"2 hosts x {opts.workers} workers + 1 local, {opts.tasks} tasks of {opts.duration} s, "
+          f"median of {opts.runs} runs (each run's value in brackets)\n")
+    print("| remote start | launch->first task s | launch->first task on a remote worker s | wall s "
+          "| last task end->exit s | tasks on remote workers |")
+    print("|---|---|---|---|---|---|")
+    for mode, runs in rows:
+        def cell(key: str, runs: list[dict[str, float]] = runs) -> str:
+            values = [r[key] for r in runs]
+            return f"{statistics.median(values):.2f} [{', '.join(f'{v:.2f}' for v in values)}]"
+        share = statistics.median(r["remote_share"] for r in runs)
+        print(f"| {mode} | {cell('first')} | {cell('first_remote')} | {cell('wall')} | {cell('tail')} | {share:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
