@@ -52,7 +52,7 @@ def run_once(project: Path, tx: list[str], mode: str) -> dict[str, float]:
     proc = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     wall = time.time() - launch
     if proc.returncode != 0:
-        raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+        raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     tasks = json.loads((project / "reports" / "run.json").read_text())["tasks"]
     remote = {f"gw{i}" for i in range(len(tx))}  # the --tx specs come first; the local worker is added last
     starts = [ts(t["started"]) for t in tasks]

@@ -116,6 +116,7 @@ class RemoteHosts:
         self.failed_attempts: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self.remote_requested = False
+        self.specs: list[Any] | None = None
         """Pins to hosts apply only to a run with remote workers: on one machine everything runs here."""
         self._node_of = {t: n for n, t in session.nodeids.items()} if session.ok else {}
         config.stash[HOSTS_KEY] = self
@@ -130,6 +131,8 @@ class RemoteHosts:
         if not remote:
             return
         self.remote_requested = True
+        specs.sort(key=_is_remote)  # local workers first: they start while the remote ones connect
+        self.specs = specs
         self.commit = _controller_commit(self.session.settings.root)
         token_path = self._write_token()
         interval = _keepalive(config)
@@ -157,26 +160,33 @@ class RemoteHosts:
             gateway.exit()
             raise
 
-    def join(self, specs: list[Any]) -> None:
-        """Wait for the remote gateways; drop the hosts down at start and the refused ones from ``specs``."""
-        for spec_id, (spec, future) in self.starting.items():
+    def join(self, specs: list[Any], start: int = 0) -> None:
+        """Wait for the remote gateways from ``specs[start]`` up to the next local spec; drop those down
+        at start or refused from ``specs`` (xdist has not reached them yet).
+
+        Local specs come first (see ``pytest_xdist_setupnodes``): xdist starts their workers, which boot
+        and collect while the remote connections are still being made, and each remote spec is waited
+        for only when xdist's loop reaches it.
+        """
+        while start < len(specs) and specs[start].id in self.starting:
+            spec, future = self.starting.pop(specs[start].id)
             host = host_of_spec(compat.spec_field(spec, "ssh"), compat.spec_field(spec, "socket"))
             try:
                 gateway, probe = future.result()
             except Exception as exc:  # noqa: BLE001 - whatever stops the connection, the host is down
                 self.table.down_at_start[host] = _why_unreachable(exc)
-                specs.remove(spec)
+                del specs[start]
                 continue
             refusal = self._refusal(probe)
             if refusal is not None:
-                self.table.refused[f"{host} ({spec_id})"] = refusal
+                self.table.refused[f"{host} ({spec.id})"] = refusal
                 gateway.exit()
-                specs.remove(spec)
+                del specs[start]
                 continue
-            self.gateways[spec_id] = gateway
+            self.gateways[spec.id] = gateway
             self.table.add(self._worker(spec, host, probe))
-        self.starting.clear()
-        if self._pool is not None:
+            break
+        if not self.starting and self._pool is not None:
             self._pool.shutdown(wait=False)
 
     def _refusal(self, probe: dict[str, Any]) -> str | None:
@@ -210,8 +220,13 @@ class RemoteHosts:
             node = original(spec, putevent)
             if compat.worker_id_of(node) not in self.table.workers:  # a local worker, or one restarted
                 self.table.add(self._worker(spec, host_of_spec(None, None), None))
-            return node
-        return compat.start_worker_on(self.config, gateway, putevent)
+        else:
+            node = compat.start_worker_on(self.config, gateway, putevent)
+        if self.starting and self.specs is not None:  # xdist's loop goes on with the next spec
+            position = next((i for i, s in enumerate(self.specs) if s is spec), None)
+            if position is not None:
+                self.join(self.specs, position + 1)
+        return node
 
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
@@ -339,7 +354,7 @@ class RemoteHosts:
 
 
 class Joiner:
-    """The last ``pytest_xdist_setupnodes``: waits for the remote gateways RemoteHosts started first."""
+    """The last ``pytest_xdist_setupnodes``: waits for the remote specs at the head of xdist's list."""
 
     def __init__(self, hosts: RemoteHosts) -> None:
         self.hosts = hosts
