@@ -523,8 +523,10 @@ def run_on_gateway(gateway: Any, source: str, payload: Any, timeout: float) -> A
     return answer
 
 
-def take_over_node_loss(config: pytest.Config, handle: Callable[[Any, object], bool]) -> bool:
+def take_over_node_loss(config: pytest.Config, handle: Callable[[Any, object], bool],
+                        after: Callable[[], None]) -> bool:
     """Route ``DSession.worker_errordown(node, error)`` through ``handle``; xdist's runs when it returns False.
+    ``after`` runs either way (to see whether any worker is left).
 
     xdist's own restarts the worker on the same spec, which for a lost host ends the run in
     HostNotFound (INTERNALERROR). Replaced on the instance: ``loop_once`` looks the method up by name.
@@ -537,6 +539,7 @@ def take_over_node_loss(config: pytest.Config, handle: Callable[[Any, object], b
     def worker_errordown(node: Any, error: object | None) -> None:
         if not handle(node, error):
             original(node, error)
+        after()
 
     session.worker_errordown = worker_errordown
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import execnet
 import pytest
 
@@ -150,3 +152,53 @@ def test_pins_are_accepted_and_do_not_change_a_task_s_fingerprint(pytester: pyte
     pytester.makefile(".yaml", **{"phases/p1": plan.format(pin=", runs_on: [b1, b2], pool: gpu")})
     result = pytester.runpytest("-p", "no:cacheprovider")  # in process: pins apply to remote workers only
     assert_tasks(result, up_to_date=1)
+
+
+CRASH_CONFTEST = """
+import os
+
+
+class CrashHandler:
+    keys = frozenset()
+    version = "1"
+    writes_files = False
+
+    def validate(self, task):
+        pass
+
+    def inputs(self, task, ctx):
+        return []
+
+    def run(self, task, ctx):
+        os._exit(1)
+
+
+def pytest_orch_handler_types():
+    return {"crash": CrashHandler}
+"""
+
+NO_WORKER_LEFT = """
+phase: 1
+groups:
+  - id: g
+    tasks:
+      - {id: boom, type: crash}
+      - {id: d1, type: command, run: "true", depends_on: [boom]}
+      - {id: d2, type: command, run: "true", depends_on: [d1]}
+      - {id: ok1, type: command, run: "true"}
+      - {id: ok2, type: command, run: "true"}
+"""
+
+
+def test_when_no_worker_is_left_the_rest_is_reported_not_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CRASH_CONFTEST)
+    pytester.makefile(".yaml", **{"phases/p1": NO_WORKER_LEFT})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--max-worker-restart=0", "-rs",
+                                           "--orch-parallel=always")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.assert_outcomes(failed=1, skipped=4)
+    tasks = {t["id"]: t for t in json.loads((pytester.path / "reports" / "run.json").read_text())["tasks"]}
+    assert tasks["boom"]["outcome"] == "failed"
+    assert {tasks[t]["message"] for t in ("ok1", "ok2")} == {"not run: no worker is left to run it"}
+    assert tasks["d1"]["outcome"] == tasks["d2"]["outcome"] == "skipped"

@@ -127,7 +127,7 @@ class RemoteHosts:
         """Start every remote gateway now, each on its own thread; ``Joiner`` collects them."""
         remote = [s for s in specs if _is_remote(s)]
         compat.take_over_setup_node(config, self._setup_node)
-        compat.take_over_node_loss(config, self._node_down)
+        compat.take_over_node_loss(config, self._node_down, self._workers_left)
         if not remote:
             return
         self.remote_requested = True
@@ -267,12 +267,16 @@ class RemoteHosts:
             report = self.crash_reports.pop(crashitem, None)
             task = self.session.task_id_of(crashitem) or crashitem
             (loss.retried if report is not None and report.outcome == "rerun" else loss.tasks).append(task)
-        if compat.live_node_count(self.config) == 0:
-            sched = self._scheduler()
-            if sched is not None:
-                sched.abandon("no worker is left to run it")
-            compat.end_distributed_run(self.config)
         return True
+
+    def _workers_left(self) -> None:
+        """No worker left (hosts lost, local restarts used up): what has not run is reported not run."""
+        if compat.live_node_count(self.config) > 0:
+            return
+        sched = self._scheduler()
+        if sched is not None:
+            sched.abandon("no worker is left to run it")
+        compat.end_distributed_run(self.config)
 
     def _scheduler(self) -> Any:
         from pytest_orch.xdist.scheduler import SCHED_KEY
