@@ -255,18 +255,24 @@ def test_down_at_start_refused_and_shared_checkouts(pytester: pytest.Pytester, h
     git(clones["stale"], "add", "more")
     git(clones["stale"], "commit", "-qm", "not the controller's commit")
     head = git(pytester.path, "rev-parse", "HEAD")
+    bare = pytester.path.parent / f"{pytester.path.name}-bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)  # no project in it
+    bare_python = str(bare / "bin" / "python")
     hosts.kill("h1")  # down before the run starts
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--force", "-rA",
         "--tx", hosts.tx("h1", PYTHON, pytester.path),
         "--tx", hosts.tx("h2", PYTHON, clones["stale"]),  # refused: another commit
-        "--tx", hosts.tx("h2", PYTHON, pytester.path))    # the controller's own checkout: shared
+        "--tx", hosts.tx("h2", PYTHON, pytester.path),    # the controller's own checkout: shared
+        "--tx", hosts.tx("h2", bare_python, clones["stale"]))  # a python without the project: refused
     assert result.ret == 1  # on-h1 could not run anywhere: blocked
     result.stdout.fnmatch_lines([
         f"host {h2}: gw2 (shares the controller's checkout), ok",
         f"host {h1} DOWN at start, not used: ssh could not connect*",
         f"host {h2} (gw1) REFUSED, not used: its checkout {clones['stale']} is at *, the controller's at "
         f"{head[:12]}; update it: git -C {clones['stale']} checkout {head}",
+        f"host {h2} (gw3) REFUSED, not used: its python {bare_python} cannot import what a worker needs "
+        f"(No module named 'pytest_orch'); install the project there: {bare_python} -m pip install -e *",
     ])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     tasks = run_json(pytester)

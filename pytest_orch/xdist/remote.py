@@ -40,7 +40,7 @@ START_TIMEOUT = 60.0
 
 # Runs on a fresh gateway, in the spec's chdir, before xdist's worker starts there.
 PROBE = r"""
-import os, socket, subprocess
+import os, socket, subprocess, sys
 token_path = channel.receive()
 try:
     with open(token_path) as f:
@@ -52,8 +52,13 @@ try:
     commit, git_error = (git.stdout.strip(), "") if git.returncode == 0 else (None, git.stderr.strip())
 except OSError as exc:
     commit, git_error = None, str(exc)
+try:
+    import pytest_orch, xdist  # noqa: F401 - what the worker will import
+    missing = None
+except ImportError as exc:
+    missing = str(exc)
 channel.send({"cwd": os.getcwd(), "hostname": socket.gethostname(), "commit": commit,
-              "git_error": git_error, "token": token})
+              "git_error": git_error, "token": token, "missing": missing, "python": sys.executable})
 """
 
 
@@ -116,8 +121,8 @@ class RemoteHosts:
         self.failed_attempts: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self.remote_requested = False
-        self.specs: list[Any] | None = None
         """Pins to hosts apply only to a run with remote workers: on one machine everything runs here."""
+        self.specs: list[Any] | None = None
         self._node_of = {t: n for n, t in session.nodeids.items()} if session.ok else {}
         config.stash[HOSTS_KEY] = self
 
@@ -190,6 +195,9 @@ class RemoteHosts:
             self._pool.shutdown(wait=False)
 
     def _refusal(self, probe: dict[str, Any]) -> str | None:
+        if probe.get("missing"):
+            return (f"its python {probe.get('python')} cannot import what a worker needs ({probe['missing']}); "
+                    f"install the project there: {probe.get('python')} -m pip install -e '{probe['cwd']}[test]'")
         if self.commit is None or probe.get("token") == self.token:
             return None  # no git here to compare with, or the very same checkout
         cwd, commit = probe["cwd"], probe.get("commit")
