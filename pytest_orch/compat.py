@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -496,10 +497,15 @@ def start_worker_on(config: pytest.Config, gateway: Any, putevent: Callable[...,
     xdist copies ``pytest/`` and ``_pytest/`` into a remote ``chdir`` (and leaves them there as untracked
     files in a checkout); a host prepared for pytest-orch has them installed in its venv.
     """
+    import _pytest
     from xdist.workermanage import WorkerController
 
     manager = node_manager(config)
     config.hook.pytest_xdist_newgateway(gateway=gateway)
+    own = {Path(pytest.__file__).resolve().parent, Path(_pytest.__file__).resolve().parent}
+    for root in _attr(manager, "roots", "pytest-xdist", "NodeManager.roots"):
+        if Path(root).resolve() not in own:  # the user's --rsyncdir / rsyncdirs still go
+            manager.rsync(gateway, root, **_attr(manager, "rsyncoptions", "pytest-xdist", "NodeManager.rsyncoptions"))
     node = WorkerController(manager, gateway, config, putevent)
     gateway.node = node  # xdist keeps the node alive through its gateway
     try:

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,13 +68,23 @@ def run_json(pytester: pytest.Pytester) -> dict[str, dict]:
     return {t["id"]: t for t in data["tasks"]}
 
 
-def start(pytester: pytest.Pytester, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """pytest in the project as a process the test can act on while it runs."""
-    log = pytester.path.parent / f"{pytester.path.name}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--force", "-rA", *args],
-                                cwd=pytester.path, stdout=out, stderr=subprocess.STDOUT)
-    return proc, log
+@pytest.fixture
+def start(pytester: pytest.Pytester) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
+    """pytest in the project as a process the test can act on while it runs; killed at the test's end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def launch(*args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = pytester.path.parent / f"{pytester.path.name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--force", "-rA", *args],
+                                    cwd=pytester.path, stdout=out, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc, log
+
+    yield launch
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -159,11 +169,11 @@ groups:
 """
 
 
-def test_a_host_killed_mid_task_fails_only_that_task(pytester: pytest.Pytester, hosts: SshHosts) -> None:
+def test_a_host_killed_mid_task_fails_only_that_task(pytester: pytest.Pytester, hosts: SshHosts, start) -> None:
     h1 = hosts.hosts["h1"].address
     marker = pytester.path.parent / f"{pytester.path.name}.started"
     clones = make_project(pytester, LOSS_PLAN.format(h1=h1, marker=marker), ["h1", "h2"])
-    proc, log = start(pytester, "--tx", hosts.tx("h1", PYTHON, clones["h1"]),
+    proc, log = start("--tx", hosts.tx("h1", PYTHON, clones["h1"]),
                       "--tx", hosts.tx("h2", PYTHON, clones["h2"]), "--max-worker-restart=0")
     wait_for(marker, proc, log)
     hosts.kill("h1")  # its sshd and the worker in the middle of 'long'
@@ -194,12 +204,12 @@ groups:
 """
 
 
-def test_a_lost_task_with_retries_runs_again_on_another_host(pytester: pytest.Pytester, hosts: SshHosts) -> None:
+def test_a_lost_task_with_retries_runs_again_on_another_host(pytester: pytest.Pytester, hosts: SshHosts, start) -> None:
     shared = pytester.path.parent / f"{pytester.path.name}-shared"
     shared.mkdir()
     plan = RETRY_PLAN.format(shared=shared, h1=hosts.hosts["h1"].address, h2=hosts.hosts["h2"].address)
     clones = make_project(pytester, plan, ["h1", "h2"])
-    proc, log = start(pytester, "--tx", hosts.tx("h1", PYTHON, clones["h1"]),
+    proc, log = start("--tx", hosts.tx("h1", PYTHON, clones["h1"]),
                       "--tx", hosts.tx("h2", PYTHON, clones["h2"]))
     wait_for(shared / "started", proc, log)
     time.sleep(0.2)  # the hostname is written
@@ -215,11 +225,11 @@ def test_a_lost_task_with_retries_runs_again_on_another_host(pytester: pytest.Py
     assert f"host {address} LOST at " in out and "retried elsewhere: long" in out, out
 
 
-def test_a_cut_link_is_noticed_and_the_run_ends(pytester: pytest.Pytester, hosts: SshHosts) -> None:
+def test_a_cut_link_is_noticed_and_the_run_ends(pytester: pytest.Pytester, hosts: SshHosts, start) -> None:
     h1 = hosts.hosts["h1"].address
     marker = pytester.path.parent / f"{pytester.path.name}.started"
     clones = make_project(pytester, LOSS_PLAN.format(h1=h1, marker=marker), ["h1", "h2"])
-    proc, log = start(pytester, "--tx", hosts.tx("h1", PYTHON, clones["h1"]),
+    proc, log = start("--tx", hosts.tx("h1", PYTHON, clones["h1"]),
                       "--tx", hosts.tx("h2", PYTHON, clones["h2"]))
     wait_for(marker, proc, log)
     hosts.cut("h1")
