@@ -163,6 +163,7 @@ groups:
         run: "sh -c 'touch {marker}; sleep 60'"
         runs_on: [{h1}]
       - {{id: after-long, type: command, run: "true", depends_on: [long]}}
+      - {{id: waits-for-h1, type: command, run: "true", runs_on: [{h1}]}}
       - {{id: o1, type: command, run: "sleep 0.2"}}
       - {{id: o2, type: command, run: "sleep 0.2"}}
       - {{id: o3, type: command, run: "sleep 0.2", depends_on: [o1, o2]}}
@@ -184,6 +185,9 @@ def test_a_host_killed_mid_task_fails_only_that_task(pytester: pytest.Pytester, 
     assert tasks["long"]["outcome"] == "failed"
     assert f"host {h1} was lost while running task long" in tasks["long"]["message"]
     assert tasks["after-long"]["outcome"] == "skipped"
+    # ready for h1 (h1's one worker was busy) when h1 was lost: no other worker may run it
+    assert tasks["waits-for-h1"]["outcome"] == "skipped"
+    assert "no live worker may run it: it is pinned to " in tasks["waits-for-h1"]["message"]
     assert {tasks[t]["outcome"] for t in ("o1", "o2", "o3")} == {"passed"}
     assert f"host {h1} LOST at " in out and "took down long" in out, out
     assert f"host {hosts.hosts['h2'].address}: gw1, ok" in out
