@@ -58,8 +58,15 @@ def run_once(project: Path, tx: list[str], mode: str) -> dict[str, float]:
     starts = [ts(t["started"]) for t in tasks]
     remote_starts = [ts(t["started"]) for t in tasks if t["worker"] in remote]
     ends = [ts(t["finished"]) for t in tasks]
+    firsts: dict[str, float] = {}
+    for t in tasks:
+        if t["worker"] in remote:
+            firsts[t["worker"]] = min(firsts.get(t["worker"], float("inf")), ts(t["started"]))
+    # every remote worker has started a task (nan when one never got any)
+    all_remote = max(firsts.values()) - launch if len(firsts) == len(remote) else float("nan")
     return {"wall": wall, "first": min(starts) - launch, "tail": launch + wall - max(ends),
             "first_remote": min(remote_starts) - launch if remote_starts else float("nan"),
+            "all_remote": all_remote,
             "remote_share": len(remote_starts) / len(tasks)}
 
 
@@ -93,15 +100,16 @@ def main() -> None:
             hosts.close()
     print(f"2 hosts x {opts.workers} workers + 1 local, {opts.tasks} tasks of {opts.duration} s, "
           f"median of {opts.runs} runs (each run's value in brackets)\n")
-    print("| remote start | launch->first task s | launch->first task on a remote worker s | wall s "
-          "| last task end->exit s | tasks on remote workers |")
-    print("|---|---|---|---|---|---|")
+    print("| remote start | launch->first task s | launch->first task on a remote worker s "
+          "| launch->every remote worker busy s | wall s | last task end->exit s | tasks on remote workers |")
+    print("|---|---|---|---|---|---|---|")
     for mode, runs in rows:
         def cell(key: str, runs: list[dict[str, float]] = runs) -> str:
             values = [r[key] for r in runs]
             return f"{statistics.median(values):.2f} [{', '.join(f'{v:.2f}' for v in values)}]"
         share = statistics.median(r["remote_share"] for r in runs)
-        print(f"| {mode} | {cell('first')} | {cell('first_remote')} | {cell('wall')} | {cell('tail')} | {share:.0%} |")
+        cells = [cell(key) for key in ("first", "first_remote", "all_remote", "wall", "tail")]
+        print(f"| {mode} | {' | '.join(cells)} | {share:.0%} |")
 
 
 if __name__ == "__main__":

@@ -573,6 +573,31 @@ def live_node_count(config: pytest.Config) -> int:
     return len(_attr(dsession(config), "_active_nodes", "pytest-xdist", "DSession._active_nodes"))
 
 
+def on_controller_event(config: pytest.Config, name: str, handler: Callable[..., None]) -> Callable[..., None]:
+    """Let other threads run ``handler(**kwargs)`` in xdist's controller loop; return the poster.
+
+    ``DSession.loop_once`` takes ``(name, kwargs)`` events off ``DSession.queue`` and calls the method
+    ``worker_<name>``: the handler is set on the instance under that name, and the poster puts events
+    on that queue (from any thread; they wait there until the loop runs).
+    """
+    session = dsession(config)
+    queue = _attr(session, "queue", "pytest-xdist", "DSession.queue")
+    setattr(session, f"worker_{name}", handler)
+    return lambda **kwargs: queue.put((name, kwargs))
+
+
+def add_worker_late(config: pytest.Config, gateway: Any) -> Any | None:
+    """Start a worker on ``gateway`` while the run goes on, as xdist's restart of a crashed worker does
+    (``DSession._clone_node``); None when the run is ending already (the gateway is closed)."""
+    session = dsession(config)
+    if _attr(session, "shuttingdown", "pytest-xdist", "DSession.shuttingdown"):
+        gateway.exit()
+        return None
+    node = start_worker_on(config, gateway, _attr(session, "queue", "pytest-xdist", "DSession.queue").put)
+    _attr(session, "_active_nodes", "pytest-xdist", "DSession._active_nodes").add(node)
+    return node
+
+
 def end_distributed_run(config: pytest.Config) -> None:
     """No worker is left: let xdist's loop end (it raises when its last node is gone without this)."""
     _attr(dsession(config), "triggershutdown", "pytest-xdist", "DSession.triggershutdown")()
@@ -624,10 +649,13 @@ def _probe_remote() -> None:
 
     for name in ("setup_node", "rsync_roots"):
         _attr(NodeManager, name, "pytest-xdist", f"NodeManager.{name}")
-    for name in ("worker_errordown", "handle_crashitem", "triggershutdown", "_clone_node"):
+    for name in ("worker_errordown", "handle_crashitem", "triggershutdown", "_clone_node", "loop_once"):
         _attr(DSession, name, "pytest-xdist", f"DSession.{name}")
-    if "_active_nodes" not in DSession.__init__.__code__.co_names:
-        raise moved("pytest-xdist", "DSession._active_nodes")
+    for name in ("_active_nodes", "queue", "shuttingdown"):
+        if name not in DSession.__init__.__code__.co_names:
+            raise moved("pytest-xdist", f"DSession.{name}")
+    if '"worker_" + callname' not in _source(DSession.loop_once):
+        raise moved("pytest-xdist", "DSession.loop_once calling worker_<event>")
     _attr(WorkerController, "setup", "pytest-xdist", "WorkerController.setup")
     if "ssh.split" not in _source(gateway_io.ssh_args):
         raise moved("execnet", "ssh_args splitting spec.ssh")

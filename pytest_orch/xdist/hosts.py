@@ -100,12 +100,20 @@ class HostTable:
         self.refused: dict[str, str] = {}
         """Why a worker was refused, keyed "host (gateway id)": one host may hold several checkouts."""
         self.losses: dict[str, Loss] = {}
+        self.expected: dict[str, Worker] = {}
+        """Remote workers still connecting, by gateway id: a task pinned to their host may wait for them."""
+        self.late: list[str] = []
         self.generation = 0
         """Bumped whenever a host goes away, so the scheduler knows to look at its ready tasks again."""
 
     # -- filling the table -----------------------------------------------------------------------
     def add(self, worker: Worker) -> None:
         self.workers[worker.gateway_id] = worker
+
+    def expect(self, worker: Worker) -> None:
+        """A remote worker is connecting; until it reports, it may turn out to share the checkout."""
+        worker.has_project = True
+        self.expected[worker.gateway_id] = worker
 
     def worker(self, gateway_id: str | None) -> Worker | None:
         return self.workers.get(gateway_id or "")
@@ -134,7 +142,9 @@ class HostTable:
 
     def placeable(self, placement: Placement) -> str | None:
         """None when a live worker may run a task so placed; else why none may."""
-        if not self.workers or any(placement.allows(w) for w in self.live()):  # no table: nothing to judge
+        if not (self.workers or self.expected):  # no table: nothing to judge
+            return None
+        if any(placement.allows(w) for w in [*self.live(), *self.expected.values()]):
             return None
         gone = [f"{h} (lost: {loss.why})" for h, loss in self.losses.items()]
         gone += [f"{h} (down at start)" for h in self.down_at_start]

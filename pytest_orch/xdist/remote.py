@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 REMOTE_INPUT = "orch_remote"  # workerinput flag: this worker is not on the controller's machine
 TOKEN_NAME = "checkout-token"  # in .orch/: a remote worker that can read it shares the checkout
 HOSTS_KEY = pytest.StashKey["RemoteHosts"]()
+ARRIVED = "orch_remote_arrived"  # the controller-loop event of a remote connection made or failed
 START_TIMEOUT = 60.0
 
 # Runs on a fresh gateway, in the spec's chdir, before xdist's worker starts there.
@@ -52,11 +53,10 @@ try:
     commit, git_error = (git.stdout.strip(), "") if git.returncode == 0 else (None, git.stderr.strip())
 except OSError as exc:
     commit, git_error = None, str(exc)
-try:
-    import pytest_orch, xdist  # noqa: F401 - what the worker will import
-    missing = None
-except ImportError as exc:
-    missing = str(exc)
+import importlib.util
+# found, not imported: the worker imports them later, under pytest's assertion rewriting
+absent = [name for name in ("pytest_orch", "xdist", "pytest") if importlib.util.find_spec(name) is None]
+missing = "No module named " + ", ".join(repr(name) for name in absent) if absent else None
 channel.send({"cwd": os.getcwd(), "hostname": socket.gethostname(), "commit": commit,
               "git_error": git_error, "token": token, "missing": missing, "python": sys.executable})
 """
@@ -122,7 +122,7 @@ class RemoteHosts:
         self._pool: ThreadPoolExecutor | None = None
         self.remote_requested = False
         """Pins to hosts apply only to a run with remote workers: on one machine everything runs here."""
-        self.specs: list[Any] | None = None
+        self._post: Any = None
         self._node_of = {t: n for n, t in session.nodeids.items()} if session.ok else {}
         config.stash[HOSTS_KEY] = self
 
@@ -136,8 +136,7 @@ class RemoteHosts:
         if not remote:
             return
         self.remote_requested = True
-        specs.sort(key=_is_remote)  # local workers first: they start while the remote ones connect
-        self.specs = specs
+        self._post = compat.on_controller_event(config, ARRIVED, self._arrived)
         self.commit = _controller_commit(self.session.settings.root)
         token_path = self._write_token()
         interval = _keepalive(config)
@@ -148,7 +147,11 @@ class RemoteHosts:
             options = keepalive_options(spec, interval)
             if options:
                 compat.prepend_ssh_options(spec, options)
-            self.starting[spec.id] = (spec, self._pool.submit(self._connect, spec, token_path))
+            host = host_of_spec(compat.spec_field(spec, "ssh"), compat.spec_field(spec, "socket"))
+            self.table.expect(self._worker(spec, host, None))
+            future = self._pool.submit(self._connect, spec, token_path)
+            self.starting[spec.id] = (spec, future)
+            future.add_done_callback(lambda _, spec_id=spec.id: self._post(spec_id=spec_id))
 
     def _write_token(self) -> str:
         folder = self.session.settings.root / ".orch"
@@ -165,34 +168,53 @@ class RemoteHosts:
             gateway.exit()
             raise
 
-    def join(self, specs: list[Any], start: int = 0) -> None:
-        """Wait for the remote gateways from ``specs[start]`` up to the next local spec; drop those down
-        at start or refused from ``specs`` (xdist has not reached them yet).
+    def take_remote_specs(self, specs: list[Any]) -> None:
+        """Take the remote specs off xdist's list: xdist starts the local workers at once, and each remote
+        one joins the run when its connection is made and checked (``_arrived``), so no task waits for
+        a slow or unreachable host."""
+        specs[:] = [spec for spec in specs if spec.id not in self.starting]
 
-        Local specs come first (see ``pytest_xdist_setupnodes``): xdist starts their workers, which boot
-        and collect while the remote connections are still being made, and each remote spec is waited
-        for only when xdist's loop reaches it.
-        """
-        while start < len(specs) and specs[start].id in self.starting:
-            spec, future = self.starting.pop(specs[start].id)
-            host = host_of_spec(compat.spec_field(spec, "ssh"), compat.spec_field(spec, "socket"))
-            try:
-                gateway, probe = future.result()
-            except Exception as exc:  # noqa: BLE001 - whatever stops the connection, the host is down
-                self.table.down_at_start[host] = _why_unreachable(exc)
-                del specs[start]
-                continue
-            refusal = self._refusal(probe)
-            if refusal is not None:
-                self.table.refused[f"{host} ({spec.id})"] = refusal
-                gateway.exit()
-                del specs[start]
-                continue
-            self.gateways[spec.id] = gateway
-            self.table.add(self._worker(spec, host, probe))
-            break
+    def _arrived(self, spec_id: str) -> None:
+        """In xdist's controller loop: a remote connection was made (or failed); start its worker, or not."""
+        if spec_id not in self.starting:
+            return
+        spec, future = self.starting.pop(spec_id)
+        host = host_of_spec(compat.spec_field(spec, "ssh"), compat.spec_field(spec, "socket"))
+        self.table.expected.pop(spec_id, None)
+        try:
+            gateway, probe = future.result()
+        except Exception as exc:  # noqa: BLE001 - whatever stops the connection, the host is down
+            self.table.down_at_start[host] = _why_unreachable(exc)
+            self._hosts_changed()
+            return
+        refusal = self._refusal(probe)
+        if refusal is not None:
+            self.table.refused[f"{host} ({spec_id})"] = refusal
+            gateway.exit()
+            self._hosts_changed()
+            return
+        self.table.add(self._worker(spec, host, probe))
+        if compat.add_worker_late(self.config, gateway) is None:
+            self.table.late.append(host)
+        self._hosts_changed()
         if not self.starting and self._pool is not None:
             self._pool.shutdown(wait=False)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        """The run ended with remote hosts still connecting: close each connection as soon as it is made."""
+        for _spec, future in self.starting.values():
+            future.add_done_callback(_close_gateway)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _hosts_changed(self) -> None:
+        """The scheduler looks at its ready items again: some may have no worker left to run them."""
+        self.table.generation += 1
+        sched = self._scheduler()
+        if sched is not None:
+            sched.schedule()
+        self._workers_left()
 
     def _refusal(self, probe: dict[str, Any]) -> str | None:
         if probe.get("missing"):
@@ -230,10 +252,6 @@ class RemoteHosts:
                 self.table.add(self._worker(spec, host_of_spec(None, None), None))
         else:
             node = compat.start_worker_on(self.config, gateway, putevent)
-        if self.starting and self.specs is not None:  # xdist's loop goes on with the next spec
-            position = next((i for i, s in enumerate(self.specs) if s is spec), None)
-            if position is not None:
-                self.join(self.specs, position + 1)
         return node
 
     @pytest.hookimpl
@@ -279,7 +297,7 @@ class RemoteHosts:
 
     def _workers_left(self) -> None:
         """No worker left (hosts lost, local restarts used up): what has not run is reported not run."""
-        if compat.live_node_count(self.config) > 0:
+        if compat.live_node_count(self.config) > 0 or self.starting:
             return
         sched = self._scheduler()
         if sched is not None:
@@ -359,6 +377,10 @@ class RemoteHosts:
             took = ", ".join(loss.tasks) or "no task"
             retried = f"; retried elsewhere: {', '.join(loss.retried)}" if loss.retried else ""
             tr.write_line(f"host {host} LOST at {at} ({loss.why}): {ids}; took down {took}{retried}", red=True)
+        for worker in table.expected.values():
+            tr.write_line(f"host {worker.host} ({worker.gateway_id}): still connecting when the run ended, not used")
+        for host in table.late:
+            tr.write_line(f"host {host}: connected after the run had ended, not used")
         for host, why in table.down_at_start.items():
             tr.write_line(f"host {host} DOWN at start, not used: {why}", red=True)
         for host, why in table.refused.items():
@@ -366,14 +388,19 @@ class RemoteHosts:
 
 
 class Joiner:
-    """The last ``pytest_xdist_setupnodes``: waits for the remote specs at the head of xdist's list."""
+    """The last ``pytest_xdist_setupnodes``: takes the remote specs RemoteHosts is connecting off xdist's list."""
 
     def __init__(self, hosts: RemoteHosts) -> None:
         self.hosts = hosts
 
     @pytest.hookimpl(trylast=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
-        self.hosts.join(specs)
+        self.hosts.take_remote_specs(specs)
+
+
+def _close_gateway(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result()[0].exit()
 
 
 def _keepalive(config: pytest.Config) -> int:
