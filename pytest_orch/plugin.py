@@ -92,9 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(worker_side, "orch-worker")
         else:
-            from pytest_orch.xdist import remote, scheduler, spawn
+            from pytest_orch.xdist import remote, scheduler, spawn, specs
 
-            remote.configure_tx(config)  # before xdist's configure reads --tx and --dist
+            specs.configure_tx(config)  # before xdist's configure reads --tx and --dist
             remote.register(config, orch, config.stash[scheduler.CONTROLLER_KEY])
             config.pluginmanager.register(scheduler, "orch-xdist")
             config.pluginmanager.register(spawn, "orch-xdist-spawn")

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import assert_tasks
 from pytest_orch.xdist.hosts import LOCAL, HostTable, Placement, Worker, host_of_spec, pinned_hosts, placement_of
-from pytest_orch.xdist.remote import configure_tx, keepalive_options
+from pytest_orch.xdist.specs import configure_tx, keepalive_options
 
 
 def worker(gid: str, host: str = LOCAL, has_project: bool | None = None) -> Worker:
@@ -202,3 +202,14 @@ def test_when_no_worker_is_left_the_rest_is_reported_not_run(pytester: pytest.Py
     assert tasks["boom"]["outcome"] == "failed"
     assert {tasks[t]["message"] for t in ("ok1", "ok2")} == {"not run: no worker is left to run it"}
     assert tasks["d1"]["outcome"] == tasks["d2"]["outcome"] == "skipped"
+
+
+def test_a_host_still_connecting_may_take_the_tasks_pinned_to_it() -> None:
+    hosts = table(worker("gw0"))
+    connecting = worker("gw1", "b1")
+    hosts.expect(connecting)
+    pinned = Placement(needs_project=True, hosts=frozenset({"b1"}))
+    assert hosts.placeable(pinned) is None  # it may yet turn out to share the checkout
+    hosts.expected.pop("gw1")
+    hosts.down_at_start["b1"] = "ssh could not connect"
+    assert "b1 (down at start)" in (hosts.placeable(pinned) or "")

@@ -152,6 +152,31 @@ class HostTable:
         why = f"no live worker may run it: it {placement.describe()}"
         return why + (f"; gone: {', '.join(gone)}" if gone else "")
 
+    def summary(self) -> list[tuple[str, str]]:
+        """The terminal summary's lines about hosts, each with its colour ("" for none)."""
+        lines: list[tuple[str, str]] = []
+        hosts: dict[str, list[Worker]] = {}
+        for worker in self.workers.values():
+            if worker.host != LOCAL:
+                hosts.setdefault(worker.host, []).append(worker)
+        for host, workers in hosts.items():
+            loss = self.losses.get(host)
+            ids = ", ".join(w.gateway_id for w in workers)
+            shared = " (shares the controller's checkout)" if workers[0].has_project else ""
+            if loss is None:
+                lines.append((f"host {host}: {ids}{shared}, ok", ""))
+                continue
+            at = time.strftime("%H:%M:%S", time.localtime(loss.when))
+            took = ", ".join(loss.tasks) or "no task"
+            retried = f"; retried elsewhere: {', '.join(loss.retried)}" if loss.retried else ""
+            lines.append((f"host {host} LOST at {at} ({loss.why}): {ids}; took down {took}{retried}", "red"))
+        lines += [(f"host {w.host} ({w.gateway_id}): still connecting when the run ended, not used", "yellow")
+                  for w in self.expected.values()]
+        lines += [(f"host {host}: connected after the run had ended, not used", "") for host in self.late]
+        lines += [(f"host {host} DOWN at start, not used: {why}", "red") for host, why in self.down_at_start.items()]
+        lines += [(f"host {host} REFUSED, not used: {why}", "yellow") for host, why in self.refused.items()]
+        return lines
+
     def has_project(self, gateway_id: str | None) -> bool:
         worker = self.workers.get(gateway_id or "")
         return worker is None or worker.has_project  # in process (no worker id): the controller itself

@@ -1,11 +1,12 @@
 """Workers on other hosts (``--tx ssh=...``): started together, their checkouts checked, their loss survived.
 
 Registered on the controller with a plan under xdist. At ``pytest_xdist_setupnodes`` every remote
-gateway is made on a thread of its own (local ones start meanwhile, see spawn.py); each new gateway
-reports its working directory, its checkout's commit and whether it sees the controller's
-checkout-token (then it shares the controller's checkout). A host that cannot be reached is *down
-at start*, one at another commit is *refused* with the command that updates it; both are dropped
-from xdist's list before it starts any worker there, and the run goes on with the others.
+gateway is made on a thread of its own and the remote specs are taken off xdist's list, so xdist
+starts the local workers at once and the run begins with them. Each new gateway reports its working
+directory, its checkout's commit, whether its python has pytest-orch, and whether it sees the
+controller's checkout-token (then it shares the controller's checkout); an event in xdist's
+controller loop then starts its worker (``compat.add_worker_late``), or records the host as *down at
+start* (unreachable) or *refused* (another commit, with the command that updates it).
 
 When a remote worker goes down (its host died, or a cut link was noticed by the SSH keep-alives
 added here), xdist's restart on the same host is replaced (``compat.take_over_node_loss``): the
@@ -17,7 +18,6 @@ the versions checked, is in ``pytest_orch/compat.py``.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +28,15 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.xdist.hosts import LOCAL, HostTable, Placement, Worker, host_of_spec, pinned_hosts, placement_of
+from pytest_orch.xdist.specs import (
+    PROBE,
+    controller_commit,
+    is_remote,
+    keepalive_interval,
+    keepalive_options,
+    why_down,
+    why_unreachable,
+)
 
 if TYPE_CHECKING:
     from pytest_orch.controller import Controller
@@ -38,70 +47,6 @@ TOKEN_NAME = "checkout-token"  # in .orch/: a remote worker that can read it sha
 HOSTS_KEY = pytest.StashKey["RemoteHosts"]()
 ARRIVED = "orch_remote_arrived"  # the controller-loop event of a remote connection made or failed
 START_TIMEOUT = 60.0
-
-# Runs on a fresh gateway, in the spec's chdir, before xdist's worker starts there.
-PROBE = r"""
-import os, socket, subprocess, sys
-token_path = channel.receive()
-try:
-    with open(token_path) as f:
-        token = f.read()
-except OSError:
-    token = None
-try:
-    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-    commit, git_error = (git.stdout.strip(), "") if git.returncode == 0 else (None, git.stderr.strip())
-except OSError as exc:
-    commit, git_error = None, str(exc)
-import importlib.util
-# found, not imported: the worker imports them later, under pytest's assertion rewriting
-absent = [name for name in ("pytest_orch", "xdist", "pytest") if importlib.util.find_spec(name) is None]
-missing = "No module named " + ", ".join(repr(name) for name in absent) if absent else None
-channel.send({"cwd": os.getcwd(), "hostname": socket.gethostname(), "commit": commit,
-              "git_error": git_error, "token": token, "missing": missing, "python": sys.executable})
-"""
-
-
-def configure_tx(config: pytest.Config) -> None:
-    """With a plan, ``--tx`` alone distributes (xdist wants ``-d`` too), and a local worker is added
-    when the list has none: tasks that write project files run where the project is."""
-    import execnet
-
-    option = config.option
-    tx = list(getattr(option, "tx", None) or [])
-    if not tx:
-        return
-    if option.dist == "no":
-        option.dist = "load"  # any mode: the plan's scheduler replaces xdist's
-    specs = [execnet.XSpec(s.split("*", 1)[-1]) for s in tx]
-    if not any(_is_local(spec) for spec in specs):
-        option.tx = [*tx, "popen"]
-
-
-def _is_local(spec: Any) -> bool:
-    return bool(compat.spec_field(spec, "popen")) and not compat.spec_field(spec, "via") \
-        and not compat.spec_field(spec, "chdir")
-
-
-def _is_remote(spec: Any) -> bool:
-    return not compat.spec_field(spec, "popen")
-
-
-def keepalive_options(spec: Any, interval: int) -> list[str]:
-    """ssh ``-o`` options so a cut link is noticed (3 missed keep-alives), unless the user set them."""
-    if interval <= 0 or not compat.spec_field(spec, "ssh"):
-        return []
-    given = compat.spec_field(spec, "ssh") or ""
-    config_file = compat.spec_field(spec, "ssh_config")
-    if config_file:
-        try:
-            given += "\n" + Path(config_file).read_text()
-        except OSError:
-            pass
-    given = given.lower()
-    wanted = {"ServerAliveInterval": str(interval), "ServerAliveCountMax": "3", "ConnectTimeout": "10"}
-    return [f"-o{key}={value}" for key, value in wanted.items() if key.lower() not in given]
-
 
 class RemoteHosts:
     """The controller's side of remote workers: start, check, lose; and the placement of tasks."""
@@ -130,16 +75,16 @@ class RemoteHosts:
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
         """Start every remote gateway now, each on its own thread; ``Joiner`` collects them."""
-        remote = [s for s in specs if _is_remote(s)]
+        remote = [s for s in specs if is_remote(s)]
         compat.take_over_setup_node(config, self._setup_node)
         compat.take_over_node_loss(config, self._node_down, self._workers_left)
         if not remote:
             return
         self.remote_requested = True
         self._post = compat.on_controller_event(config, ARRIVED, self._arrived)
-        self.commit = _controller_commit(self.session.settings.root)
+        self.commit = controller_commit(self.session.settings.root)
         token_path = self._write_token()
-        interval = _keepalive(config)
+        interval = keepalive_interval(config)
         # ORCH_REMOTE_START=serial starts them one after another, for the benchmark that compares both
         width = 1 if os.environ.get("ORCH_REMOTE_START") == "serial" else len(remote)
         self._pool = ThreadPoolExecutor(width, thread_name_prefix="orch-remote")
@@ -184,7 +129,7 @@ class RemoteHosts:
         try:
             gateway, probe = future.result()
         except Exception as exc:  # noqa: BLE001 - whatever stops the connection, the host is down
-            self.table.down_at_start[host] = _why_unreachable(exc)
+            self.table.down_at_start[host] = why_unreachable(exc)
             self._hosts_changed()
             return
         refusal = self._refusal(probe)
@@ -286,7 +231,7 @@ class RemoteHosts:
         gateway_id = compat.worker_id_of(node)
         if not self.table.is_remote(gateway_id):
             return False  # a local worker: xdist restarts it as usual
-        why = _why_down(error)
+        why = why_down(error)
         loss = self.table.lose(gateway_id, why)
         crashitem = compat.drop_node(self.config, node, error)
         if crashitem and loss is not None:
@@ -357,34 +302,11 @@ class RemoteHosts:
 
     # -- the summary ---------------------------------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        table = self.table
-        remote = [w for w in table.workers.values() if w.host != LOCAL]
-        if not (remote or table.down_at_start or table.refused or table.losses):
-            return
-        tr = terminalreporter
-        tr.write_sep("=", "pytest-orch hosts")
-        hosts: dict[str, list[Worker]] = {}
-        for worker in remote:
-            hosts.setdefault(worker.host, []).append(worker)
-        for host, workers in hosts.items():
-            loss = table.losses.get(host)
-            ids = ", ".join(w.gateway_id for w in workers)
-            shared = " (shares the controller's checkout)" if workers[0].has_project else ""
-            if loss is None:
-                tr.write_line(f"host {host}: {ids}{shared}, ok")
-                continue
-            at = time.strftime("%H:%M:%S", time.localtime(loss.when))
-            took = ", ".join(loss.tasks) or "no task"
-            retried = f"; retried elsewhere: {', '.join(loss.retried)}" if loss.retried else ""
-            tr.write_line(f"host {host} LOST at {at} ({loss.why}): {ids}; took down {took}{retried}", red=True)
-        for worker in table.expected.values():
-            tr.write_line(f"host {worker.host} ({worker.gateway_id}): still connecting when the run ended, not used")
-        for host in table.late:
-            tr.write_line(f"host {host}: connected after the run had ended, not used")
-        for host, why in table.down_at_start.items():
-            tr.write_line(f"host {host} DOWN at start, not used: {why}", red=True)
-        for host, why in table.refused.items():
-            tr.write_line(f"host {host} REFUSED, not used: {why}", yellow=True)
+        lines = self.table.summary()
+        if lines:
+            terminalreporter.write_sep("=", "pytest-orch hosts")
+            for line, colour in lines:
+                terminalreporter.write_line(line, **({colour: True} if colour else {}))
 
 
 class Joiner:
@@ -401,43 +323,6 @@ class Joiner:
 def _close_gateway(future: Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None:
         future.result()[0].exit()
-
-
-def _keepalive(config: pytest.Config) -> int:
-    try:
-        return int(config.getini("orch_ssh_keepalive") or 0)
-    except ValueError:
-        raise pytest.UsageError(f"orch_ssh_keepalive = {config.getini('orch_ssh_keepalive')!r}: "
-                                "expected whole seconds") from None
-
-
-def _controller_commit(root: Path) -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
-    except OSError:
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def _why_unreachable(exc: BaseException) -> str:
-    """execnet's HostNotFound carries ssh's command line; say what it means instead."""
-    if type(exc).__name__ == "HostNotFound":
-        return "ssh could not connect (host unreachable, connection refused, or no answer in time)"
-    return f"{type(exc).__name__}: {_one_line(exc)}"
-
-
-def _why_down(error: object | None) -> str:
-    """xdist's words for a channel that closed ("Not properly terminated") say little to a user."""
-    text = _one_line(error) if error else ""
-    if not text or text == "Not properly terminated":
-        return "its connection closed: the host went down, was cut off, or its worker was killed"
-    return text
-
-
-def _one_line(error: object) -> str:
-    text = str(error).strip() or type(error).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else text
 
 
 def register(config: pytest.Config, session: OrchSession, controller: Controller) -> RemoteHosts:
