@@ -4,6 +4,12 @@ network namespaces, tests/ssh_hosts.py) and openssh-server. Prints a Markdown ta
 
     python benchmarks/bench_remote.py                  # 2 hosts x 2 workers, 40 tasks of 0.1 s, 3 runs each
     python benchmarks/bench_remote.py --workers 1 --runs 5
+    python benchmarks/bench_remote.py --latency 25        # 25 ms each way through a relay (ssh ProxyCommand)
+
+The test hosts share this machine's cores, so their pythons start on the same CPU as the controller's
+workers; on real hosts that work is remote. ``--latency`` puts a network delay between ssh and each
+host (a small relay run as ssh's ProxyCommand; no kernel netem needed), which is what making the
+connections together overlaps.
 """
 
 from __future__ import annotations
@@ -30,6 +36,36 @@ def ts(text: str) -> float:
 def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.email=b@example.com", "-c", "user.name=b", *args], cwd=cwd, check=True,
                    capture_output=True)
+
+
+RELAY = r"""
+import os, socket, sys, threading, time
+delay = float(sys.argv[3])
+conn = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+
+
+def pump(read, write, done):
+    while True:
+        data = read()
+        if not data:
+            break
+        time.sleep(delay)  # each chunk arrives `delay` later, each way
+        write(data)
+    done()
+
+
+threading.Thread(target=pump, args=(lambda: os.read(0, 65536), conn.sendall,
+                                    lambda: conn.shutdown(socket.SHUT_WR)), daemon=True).start()
+pump(lambda: conn.recv(65536), lambda data: os.write(1, data), lambda: None)
+"""
+
+
+def add_latency(hosts: SshHosts, folder: Path, milliseconds: float) -> None:
+    """Route ssh to the test hosts through a relay that delays every chunk, each way."""
+    relay = folder / "relay.py"
+    relay.write_text(RELAY)
+    config = hosts.ssh_config.read_text()
+    hosts.ssh_config.write_text(config + f"  ProxyCommand {sys.executable} {relay} %h %p {milliseconds / 1000}\n")
 
 
 def make_project(root: Path, tasks: int, duration: float) -> None:
@@ -76,6 +112,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--duration", type=float, default=0.1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.0, help="one-way delay to the hosts, ms (default 0)")
     opts = parser.parse_args()
     why = why_not_available()
     if why is not None:
@@ -92,13 +129,16 @@ def main() -> None:
                 clone = folder / f"clone-{name}"
                 git(folder, "clone", "-q", str(project), str(clone))
                 tx.append(hosts.tx(name, sys.executable, clone, opts.workers))
+            if opts.latency:
+                add_latency(hosts, folder, opts.latency)
             rows = []
             for mode in ("parallel", "serial"):
                 runs = [run_once(project, tx, mode) for _ in range(opts.runs)]
                 rows.append((mode, runs))
         finally:
             hosts.close()
-    print(f"2 hosts x {opts.workers} workers + 1 local, {opts.tasks} tasks of {opts.duration} s, "
+    delay = f", {opts.latency:g} ms each way to the hosts" if opts.latency else ""
+    print(f"2 hosts x {opts.workers} workers + 1 local{delay}, {opts.tasks} tasks of {opts.duration} s, "
           f"median of {opts.runs} runs (each run's value in brackets)\n")
     print("| remote start | launch->first task s | launch->first task on a remote worker s "
           "| launch->every remote worker busy s | wall s | last task end->exit s | tasks on remote workers |")
