@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,8 +181,12 @@ def session_should_stop(config: pytest.Config) -> bool:
 
 
 def worker_count(config: pytest.Config) -> int:
-    """How many workers the run asked for (-n N, or --tx specs)."""
+    """How many workers the run asked for (-n N, or --tx specs); once started, those xdist starts."""
     from xdist.workermanage import parse_tx_spec_config
+
+    manager = getattr(dsession(config), "nodemanager", None)
+    if manager is not None:  # remote hosts down at start or refused are no longer among its specs
+        return len(manager.specs)
 
     return len(parse_tx_spec_config(config))
 
@@ -450,3 +455,223 @@ def _probe_plan_input() -> None:
 
 
 PROBES["pytest: the rootdir decision"] = _probe_plan_input
+
+# ---- remote workers (issue 14): xdist's node start and loss, rerunfailures' status server --------------
+# Checked against pytest-xdist 3.8.0 (xdist/dsession.py, xdist/workermanage.py), execnet 2.1.2
+# (execnet/multi.py, gateway_io.py) and pytest-rerunfailures 16.7. Probed in _probe_remote below.
+CHECKED["pytest-rerunfailures"] = "15.0 to 16.7"
+
+
+def node_manager(config: pytest.Config) -> Any:
+    """xdist's NodeManager (``DSession.nodemanager``), or None before the session starts nodes."""
+    return getattr(dsession(config), "nodemanager", None)
+
+
+def spec_field(spec: Any, name: str) -> Any:
+    """An execnet XSpec's key (``ssh``, ``socket``, ``popen``, ``chdir``, ``via``, ``id``), or None."""
+    return getattr(spec, name, None)
+
+
+def prepend_ssh_options(spec: Any, options: list[str]) -> None:
+    """Add ``-o`` options to an ssh spec: execnet splits ``spec.ssh`` on blanks into ssh's arguments."""
+    spec.ssh = " ".join([*options, spec.ssh])
+
+
+def take_over_setup_node(config: pytest.Config, setup: Callable[[Any, Any, Callable[..., Any]], Any]) -> bool:
+    """Route ``NodeManager.setup_node(spec, putevent)`` through ``setup(spec, putevent, original)``.
+
+    Replaced on the instance, so xdist's own loop in ``setup_nodes`` and its restart of a crashed worker
+    (``DSession._clone_node``) both come through here.
+    """
+    manager = node_manager(config)
+    if manager is None:
+        return False
+    original = _attr(manager, "setup_node", "pytest-xdist", "NodeManager.setup_node")
+    manager.setup_node = lambda spec, putevent: setup(spec, putevent, original)
+    return True
+
+
+def start_worker_on(config: pytest.Config, gateway: Any, putevent: Callable[..., Any]) -> Any:
+    """``NodeManager.setup_node`` for a gateway made already, without xdist's rsync of pytest itself.
+
+    xdist copies ``pytest/`` and ``_pytest/`` into a remote ``chdir`` (and leaves them there as untracked
+    files in a checkout); a host prepared for pytest-orch has them installed in its venv.
+    """
+    import _pytest
+    from xdist.workermanage import WorkerController
+
+    manager = node_manager(config)
+    config.hook.pytest_xdist_newgateway(gateway=gateway)
+    own = {Path(pytest.__file__).resolve().parent, Path(_pytest.__file__).resolve().parent}
+    for root in _attr(manager, "roots", "pytest-xdist", "NodeManager.roots"):
+        if Path(root).resolve() not in own:  # the user's --rsyncdir / rsyncdirs still go
+            manager.rsync(gateway, root, **_attr(manager, "rsyncoptions", "pytest-xdist", "NodeManager.rsyncoptions"))
+    node = WorkerController(manager, gateway, config, putevent)
+    gateway.node = node  # xdist keeps the node alive through its gateway
+    try:
+        node.setup()
+    except Exception as exc:  # noqa: BLE001 - the host went away while its worker started
+        # the same event a worker that dies later sends: the controller's loop drops the node
+        putevent(("errordown", {"node": node, "error": f"lost while its worker started: {exc}"}))
+    return node
+
+
+def run_on_gateway(gateway: Any, source: str, payload: Any, timeout: float) -> Any:
+    """Run ``source`` on a fresh gateway before xdist's worker starts there; return what it sends.
+
+    The gateway runs one ``remote_exec`` at a time (xdist uses execmodel ``main_thread_only``), so
+    this one is finished before xdist sends its worker module.
+    """
+    channel = gateway.remote_exec(source)
+    channel.send(payload)
+    answer = channel.receive(timeout)
+    channel.waitclose(timeout)
+    return answer
+
+
+def take_over_node_loss(config: pytest.Config, handle: Callable[[Any, object], bool],
+                        after: Callable[[], None]) -> bool:
+    """Route ``DSession.worker_errordown(node, error)`` through ``handle``; xdist's runs when it returns False.
+    ``after`` runs either way (to see whether any worker is left).
+
+    xdist's own restarts the worker on the same spec, which for a lost host ends the run in
+    HostNotFound (INTERNALERROR). Replaced on the instance: ``loop_once`` looks the method up by name.
+    """
+    session = dsession(config)
+    if session is None:
+        return False
+    original = _attr(session, "worker_errordown", "pytest-xdist", "DSession.worker_errordown")
+
+    def worker_errordown(node: Any, error: object | None) -> None:
+        if not handle(node, error):
+            original(node, error)
+        after()
+
+    session.worker_errordown = worker_errordown
+    return True
+
+
+def drop_node(config: pytest.Config, node: Any, error: object | None) -> str | None:
+    """What xdist's ``worker_errordown`` does, without the restart: the node's in-flight item is reported
+    (``handle_crashitem``, where pytest-rerunfailures may reschedule it) and the node leaves the run.
+    Returns the in-flight node id, or None.
+    """
+    session = dsession(config)
+    config.hook.pytest_testnodedown(node=node, error=error)
+    crashitem = None
+    try:
+        crashitem = session.sched.remove_node(node)
+    except KeyError:
+        pass
+    if crashitem:
+        _attr(session, "handle_crashitem", "pytest-xdist", "DSession.handle_crashitem")(crashitem, node)
+    _attr(session, "_active_nodes", "pytest-xdist", "DSession._active_nodes").discard(node)
+    return crashitem
+
+
+def live_node_count(config: pytest.Config) -> int:
+    return len(_attr(dsession(config), "_active_nodes", "pytest-xdist", "DSession._active_nodes"))
+
+
+def on_controller_event(config: pytest.Config, name: str, handler: Callable[..., None]) -> Callable[..., None]:
+    """Let other threads run ``handler(**kwargs)`` in xdist's controller loop; return the poster.
+
+    ``DSession.loop_once`` takes ``(name, kwargs)`` events off ``DSession.queue`` and calls the method
+    ``worker_<name>``: the handler is set on the instance under that name, and the poster puts events
+    on that queue (from any thread; they wait there until the loop runs).
+    """
+    session = dsession(config)
+    queue = _attr(session, "queue", "pytest-xdist", "DSession.queue")
+    setattr(session, f"worker_{name}", handler)
+    return lambda **kwargs: queue.put((name, kwargs))
+
+
+def add_worker_late(config: pytest.Config, gateway: Any) -> Any | None:
+    """Start a worker on ``gateway`` while the run goes on, as xdist's restart of a crashed worker does
+    (``DSession._clone_node``); None when the run is ending already (the gateway is closed)."""
+    session = dsession(config)
+    if _attr(session, "shuttingdown", "pytest-xdist", "DSession.shuttingdown"):
+        gateway.exit()
+        return None
+    node = start_worker_on(config, gateway, _attr(session, "queue", "pytest-xdist", "DSession.queue").put)
+    _attr(session, "_active_nodes", "pytest-xdist", "DSession._active_nodes").add(node)
+    return node
+
+
+def end_distributed_run(config: pytest.Config) -> None:
+    """No worker is left: let xdist's loop end (it raises when its last node is gone without this)."""
+    _attr(dsession(config), "triggershutdown", "pytest-xdist", "DSession.triggershutdown")()
+
+
+def set_rerun_budget(config: pytest.Config, nodeid: str, retries: int, failed_attempts: int) -> None:
+    """Tell rerunfailures' controller-side store an item's retries and the attempts already failed.
+
+    A remote worker keeps its own store (see ``serve_rerun_status_here``), so the controller's store
+    knows neither when the worker's host is lost; rerunfailures' crash handling reads both.
+    """
+    db = getattr(config, "failures_db", None)
+    if db is None:
+        return
+    _attr(db, "set_test_reruns", "pytest-rerunfailures", "StatusDB.set_test_reruns")(nodeid, retries)
+    add = _attr(db, "add_test_failure", "pytest-rerunfailures", "StatusDB.add_test_failure")
+    for _ in range(max(0, failed_attempts - db.get_test_failures(nodeid))):
+        add(nodeid)
+
+
+def serve_rerun_status_here(config: pytest.Config) -> bool:
+    """On a remote worker: point rerunfailures at a status store in this process, not the controller's.
+
+    Under xdist every worker connects at configure to a store the controller serves on its own
+    127.0.0.1, which a remote host cannot reach: the worker died at once (ConnectionRefusedError).
+    Called before rerunfailures' ``pytest_configure``; its retries then work on the worker as locally.
+    """
+    workerinput = getattr(config, "workerinput", {})
+    if "sock_port" not in workerinput or not config.pluginmanager.hasplugin("rerunfailures"):
+        return False
+    import pytest_rerunfailures
+
+    server = _attr(pytest_rerunfailures, "ServerStatusDB", "pytest-rerunfailures", "ServerStatusDB")()
+    workerinput["sock_port"] = server.sock_port
+    workerinput["statusdb_token"] = _attr(server, "token", "pytest-rerunfailures", "ServerStatusDB.token")
+    config.stash[_RERUN_SERVER_KEY] = server
+    return True
+
+
+_RERUN_SERVER_KEY = pytest.StashKey[Any]()
+
+
+def _probe_remote() -> None:
+    import execnet
+    import pytest_rerunfailures
+    from execnet import gateway_io
+    from xdist.dsession import DSession
+    from xdist.workermanage import NodeManager, WorkerController
+
+    for name in ("setup_node", "rsync_roots"):
+        _attr(NodeManager, name, "pytest-xdist", f"NodeManager.{name}")
+    for name in ("worker_errordown", "handle_crashitem", "triggershutdown", "_clone_node", "loop_once"):
+        _attr(DSession, name, "pytest-xdist", f"DSession.{name}")
+    for name in ("_active_nodes", "queue", "shuttingdown"):
+        if name not in DSession.__init__.__code__.co_names:
+            raise moved("pytest-xdist", f"DSession.{name}")
+    if '"worker_" + callname' not in _source(DSession.loop_once):
+        raise moved("pytest-xdist", "DSession.loop_once calling worker_<event>")
+    _attr(WorkerController, "setup", "pytest-xdist", "WorkerController.setup")
+    if "ssh.split" not in _source(gateway_io.ssh_args):
+        raise moved("execnet", "ssh_args splitting spec.ssh")
+    _attr(execnet.Gateway, "remote_exec", "execnet", "Gateway.remote_exec")
+    for name in ("ServerStatusDB", "StatusDB"):
+        _attr(pytest_rerunfailures, name, "pytest-rerunfailures", name)
+    for name in ("set_test_reruns", "add_test_failure", "get_test_failures"):
+        _attr(pytest_rerunfailures.StatusDB, name, "pytest-rerunfailures", f"StatusDB.{name}")
+    if '"sock_port"' not in _source(pytest_rerunfailures.pytest_configure):
+        raise moved("pytest-rerunfailures", "workerinput['sock_port']")
+
+
+def _source(func: Callable[..., Any]) -> str:
+    import inspect
+
+    return inspect.getsource(func)
+
+
+PROBES["pytest-xdist, execnet, pytest-rerunfailures: remote workers"] = _probe_remote

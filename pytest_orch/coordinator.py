@@ -172,6 +172,11 @@ class Coordinator:
         decision = self.decisions[task_id] = self._aborted()
         return decision
 
+    def no_worker(self, key: str, reason: str) -> Decision:
+        """No live worker may run this task (or plain test): its hosts were lost, refused or down."""
+        decision = self.decisions[key] = Decision(NotRun.NO_WORKER, f"not run: {reason}", blocked_by=key)
+        return decision
+
     def why_not_done(self, dep: str) -> Decision | None:
         """Return the decision not to run a dependent when the required task ``dep`` is not done."""
         if dep in self.selected:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 # every dependent task run again. depends_on is covered by the ``deps`` part of the fingerprint.
 NON_SEMANTIC_KEYS = frozenset(
     {"name", "tags", "timeout", "retries", "retry_delay", "backoff", "on_failure", "critical", "pool",
-     "depends_on"}
+     "depends_on", "runs_on"}
 )
 
 # A file modified this recently may be modified again within the same mtime tick (git's "racily clean"

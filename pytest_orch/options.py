@@ -24,6 +24,8 @@ PARALLEL_HELP = ("with -n: auto (default) starts the number of workers the plan'
 PROGRESS_HELP = ("progress while the plan runs: live (a line redrawn in place), lines (one per finished phase), "
                  "off; auto (default): live on a terminal, lines in CI or a pipe")
 NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level notify key (see the README)"
+SSH_KEEPALIVE_HELP = ("seconds between SSH keep-alives to remote workers (--tx ssh=...): three missed and the "
+                      "host counts as lost; 0 leaves ssh's own settings (default 2)")
 GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
 
 
@@ -67,6 +69,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
     parser.addini("orch_notify", NOTIFY_HELP, default="")
+    parser.addini("orch_ssh_keepalive", SSH_KEEPALIVE_HELP, default="2")
 
 
 @dataclass(frozen=True)

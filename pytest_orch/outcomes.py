@@ -45,6 +45,7 @@ class NotRun(Enum):
     ABORTED = "aborted"                # a task with on_failure: abort failed
     REFUSED_DIRTY = "refused_dirty"    # a file it would change has uncommitted changes
     NOT_READY = "not_ready"            # its handler says it cannot start now (a spent quota)
+    NO_WORKER = "no_worker"            # no live worker may run it (its hosts were lost, refused or down)
 
     @property
     def status(self) -> Status:

@@ -44,6 +44,8 @@ def _session(config: pytest.Config) -> OrchSession | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if is_worker(config) and config.workerinput.get("orch_remote"):
+        compat.serve_rerun_status_here(config)  # before rerunfailures dials the controller's 127.0.0.1
     settings = resolve_settings(config)
     check_flags(config, settings)
     if not settings.has_plan:
@@ -90,8 +92,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(worker_side, "orch-worker")
         else:
-            from pytest_orch.xdist import scheduler, spawn
+            from pytest_orch.xdist import remote, scheduler, spawn, specs
 
+            specs.configure_tx(config)  # before xdist's configure reads --tx and --dist
+            remote.register(config, orch, config.stash[scheduler.CONTROLLER_KEY])
             config.pluginmanager.register(scheduler, "orch-xdist")
             config.pluginmanager.register(spawn, "orch-xdist-spawn")
 

@@ -134,3 +134,20 @@ def rate_map(value: Any) -> dict[str, str]:
     for rate in value.values():
         parse_rate(str(rate))  # its range is checked there: between 1 a day and 10 000 a second
     return {str(k): str(v) for k, v in value.items()}
+
+
+def hosts(value: Any) -> tuple[str, ...]:
+    """``runs_on``: ``local``, ``any``, a host name, or a list of host names (``local`` among them)."""
+    names = str_list(value)
+    if not names or any(not n.strip() or " " in n for n in names):
+        raise ValueError(f"expected 'local', 'any', a host name or a list of host names, got {value!r}")
+    if "any" in names and len(names) > 1:
+        raise ValueError("'any' cannot be combined with host names")
+    return names
+
+
+def host_map(value: Any) -> dict[str, tuple[str, ...]]:
+    """``pool_hosts``: pool name -> the hosts its tasks may run on."""
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of pool name: host names")
+    return {str(k): hosts(v) for k, v in value.items()}

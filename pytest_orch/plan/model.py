@@ -44,6 +44,8 @@ class Task:
     is_checkpoint: bool = False
     plan_dir: str = "phases"
     """The folder of the plan file, relative to the rootdir; its templates/ holds templates."""
+    runs_on: tuple[str, ...] = ()
+    """Where it may run under remote workers: ``local`` or host names; empty: wherever the rules allow."""
 
     def loc_of(self, key: str) -> Location:
         """Return the location of one of the task's keys, or of the task itself."""
@@ -61,6 +63,8 @@ class Group:
     tasks: tuple[Task, ...]
     loc: Location
     depends_loc: Location | None = None
+    runs_on: tuple[str, ...] = ()
+    """Where its tasks may run (see Task.runs_on); a task's own runs_on wins."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class Plan:
     """The ``providers:`` of every plan file by name (pytest_orch.plan.providers.Provider)."""
     secrets: tuple[str, ...] = ()
     """Names of environment variables whose values are masked in every report."""
+    pool_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Pools pinned to named hosts (top-level ``pool_hosts``), for remote workers."""
 
     def __post_init__(self) -> None:
         tasks = {t.id: t for p in self.phases for t in p.all_tasks}
@@ -106,7 +112,7 @@ class Plan:
         # the task index is derived and a mappingproxy cannot be pickled; xdist workers receive
         # the controller's plan pickled, so rebuild the index from the fields
         return (Plan, (self.name, self.phases, self.pools, self.rate_limits, self.variables, self.files,
-                       self.notify, self.variable_names, self.providers, self.secrets))
+                       self.notify, self.variable_names, self.providers, self.secrets, self.pool_hosts))
 
     @property
     def tasks(self) -> Mapping[str, Task]:

@@ -30,12 +30,12 @@ from pytest_orch.plan.suggest import suggest
 from pytest_orch.plan.variables import plain, substitute_all
 from pytest_orch.write_guard import protected_folder, refusal
 
-FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars", "notify", "providers", "secrets"})
+FILE_KEYS = frozenset({"phases", "pools", "rate_limits", "vars", "notify", "providers", "secrets", "pool_hosts"})
 PHASE_KEYS = frozenset({"phase", "name", "depends_on", "vars", "groups", "checkpoints"})
-GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on", "tasks"})
+GROUP_KEYS = frozenset({"id", "name", "execution", "max_parallel", "depends_on", "tasks", "runs_on"})
 TASK_KEYS = frozenset({
     "id", "name", "type", "depends_on", "timeout", "retries", "retry_delay", "backoff",
-    "on_failure", "critical", "pool", "tags", "inputs",
+    "on_failure", "critical", "pool", "tags", "inputs", "runs_on",
 })
 
 
@@ -83,6 +83,7 @@ class PlanBuilder:
         self.notify: list[Notifier] = []
         self.variable_names: set[str] = set()
         self.providers = ProviderParser(self.check.errors)
+        self.pool_hosts: dict[str, tuple[str, ...]] = {}
 
     def build(self, files: list[Path], name: str, location: Path | None = None) -> Plan:
         phases: list[Phase] = []
@@ -108,7 +109,7 @@ class PlanBuilder:
         plan = Plan(name=name, phases=tuple(phases), pools=self.pools, rate_limits=self.rate_limits,
                     variables=self.variables, files=tuple(relfiles), notify=tuple(self.notify),
                     variable_names=frozenset(self.variable_names), providers=self.providers.providers,
-                    secrets=tuple(self.providers.secrets))
+                    secrets=tuple(self.providers.secrets), pool_hosts=self.pool_hosts)
         self._check_cycles(plan)
         if self.check.errors:
             raise PlanErrors(self.check.errors)
@@ -124,7 +125,8 @@ class PlanBuilder:
         if data is None:
             return []
         for key, store, check in (("pools", self.pools, checks.pool_limits),
-                                  ("rate_limits", self.rate_limits, checks.rate_map)):
+                                  ("rate_limits", self.rate_limits, checks.rate_map),
+                                  ("pool_hosts", self.pool_hosts, checks.host_map)):
             if key in data:
                 store.update(self.check.typed(data, key, check, {}, rel))
         if "notify" in data:
@@ -150,7 +152,8 @@ class PlanBuilder:
         if "phase" not in data:
             self.check.error(loc, "a plan file needs a 'phase' key (or a 'phases' list)")
             return []
-        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits", "notify", "providers", "secrets"}, "a phase")
+        self.check.keys(data, PHASE_KEYS | {"pools", "rate_limits", "notify", "providers", "secrets",
+                                          "pool_hosts"}, "a phase")
         phase = self._phase(data, rel, folder, {})
         return [phase] if phase else []
 
@@ -207,6 +210,7 @@ class PlanBuilder:
             max_parallel=self.check.typed(data, "max_parallel", checks.positive_int, None, what),
             depends_on=self.check.typed(data, "depends_on", checks.id_list, (), what),
             tasks=tasks, loc=data.loc_of("id"), depends_loc=data.loc_of("depends_on"),
+            runs_on=self.check.typed(data, "runs_on", checks.hosts, (), what),
         )
 
     def _task(self, data: MarkedDict, phase_id: str, group_id: str, plan_dir: str,
@@ -243,6 +247,7 @@ class PlanBuilder:
             inputs=self.check.typed(data, "inputs", checks.str_list, (), what),
             params=params, definition=definition, loc=data.loc_of("id"), key_locs=dict(data.key_locs),
             is_checkpoint=is_checkpoint, plan_dir=plan_dir,
+            runs_on=self.check.typed(data, "runs_on", checks.hosts, (), what),
         )
         if handler is not None:
             try:

@@ -28,12 +28,13 @@ class Cause(enum.Enum):
     REFUSED = "refused"  # the task itself would not run (a dirty work tree)
     NOT_READY = "not ready"  # its handler said it cannot start now (a spent quota)
     INTERRUPTED = "interrupted"
+    NO_WORKER = "no worker"  # no live worker could run it: its hosts were lost (remote workers)
 
 
 # a Decision's typed reason for not running -> the run's cause
 NOT_RUN_CAUSE = {NotRun.UNCONFIRMED: Cause.MANUAL_STEP, NotRun.DEPENDENCY: Cause.DEPENDENCY_NOT_DONE,
                  NotRun.REFUSED_DIRTY: Cause.REFUSED, NotRun.NOT_READY: Cause.NOT_READY,
-                 NotRun.ABORTED: Cause.FAILED_TASK}
+                 NotRun.ABORTED: Cause.FAILED_TASK, NotRun.NO_WORKER: Cause.NO_WORKER}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Verdict:
             return f"blocked: task {names} refused to run on a dirty work tree"
         if self.cause is Cause.NOT_READY:
             return f"blocked: task {names} could not start (not ready, e.g. a spent quota)"
+        if self.cause is Cause.NO_WORKER:
+            return f"blocked: no live worker could run task {names} (hosts lost)"
         if self.cause is Cause.INTERRUPTED:
             return "interrupted"
         if self.outcome in ("failed", "blocked"):
@@ -93,7 +96,8 @@ def verdict(outcome: str, results: Iterable[TaskResult], plan: Plan, blocked: Se
             roots.setdefault(item.root or item.task_id, item.cause)
         roots = {root: cause for root, cause in roots.items() if cause is not Cause.FAILED_TASK}
         # a manual step outranks the rest: confirming it is what a person does next
-        for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED, Cause.NOT_READY):
+        for cause in (Cause.MANUAL_STEP, Cause.DEPENDENCY_NOT_DONE, Cause.REFUSED, Cause.NOT_READY,
+                      Cause.NO_WORKER):
             tasks = tuple(r for r, c in roots.items() if c is cause)
             if tasks:
                 hints = tuple(dict.fromkeys(b.hint for b in blocked if b.hint and (b.root or b.task_id) in tasks))

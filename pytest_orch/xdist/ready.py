@@ -102,11 +102,12 @@ class ReadySet(Generic[K]):
     def _has_room(self, key: K) -> bool:
         return all(self._running_in[s] < self._caps[s] for s in self._slots.get(key, ()) if s in self._caps)
 
-    def pop(self, lowest: bool = False) -> K | None:
+    def pop(self, lowest: bool = False, accept: Callable[[K], bool] | None = None) -> K | None:
         """Start the ready key of highest priority the limits let start now, or None.
 
         ``lowest``: the ready key of lowest priority among those nothing depends on.
-        A key held back by a full group or pool, or an empty token bucket, keeps its place.
+        ``accept``: only a key it accepts (the worker asking may run it).
+        A key held back by a full group or pool, an empty token bucket or ``accept`` keeps its place.
         """
         heap = self._low if lowest else self._heap
         skipped: list[tuple[float, int, K]] = []
@@ -118,6 +119,9 @@ class ReadySet(Generic[K]):
             key = entry[2]
             if key not in self._ready:
                 continue  # drained or ended meanwhile
+            if accept is not None and not accept(key):
+                skipped.append(entry)
+                continue
             if any(s in full for s in self._slots.get(key, ())):
                 skipped.append(entry)
                 continue

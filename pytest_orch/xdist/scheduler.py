@@ -36,6 +36,7 @@ from pytest_orch.outcomes import PlainNeeds
 from pytest_orch.ratelimit import buckets_for
 from pytest_orch.session import PLAN_INPUT
 from pytest_orch.xdist.ready import ReadySet, limits_for
+from pytest_orch.xdist.remote import HOSTS_KEY
 from pytest_orch.xdist.worker import needs_from, take_extra_ids
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
     worker = compat.worker_id_of(node) if node is not None else "?"
     task_id = sched.orch.task_id_of(crashitem)
     what = f"task {task_id}" if task_id else repr(crashitem)
-    report.longrepr = CRASH_MESSAGE.format(worker=worker, what=what)
+    lost = sched.hosts.lost_message(worker, what) if sched.hosts is not None else None
+    report.longrepr = lost or CRASH_MESSAGE.format(worker=worker, what=what)
 
 
 @pytest.hookimpl(trylast=True)
@@ -125,6 +127,8 @@ class DagScheduling:
         self._timer_due = 0.0
         self._bad_nodes: set[Any] = set()
         self.numnodes = compat.worker_count(config)
+        self.hosts = config.stash.get(HOSTS_KEY, None)  # remote workers: where each item may run
+        self._hosts_seen = 0
 
     # -- the protocol's properties -------------------------------------------------------------
     @property
@@ -237,6 +241,8 @@ class DagScheduling:
                 continue
             decision = self.controller.decide(nodeid, self.needs.get(nodeid))
             if decision.runs:
+                decision = self._placed(nodeid, decision)
+            if decision.runs:
                 self.core.push(nodeid)
                 continue
             self.controller.report_not_run(nodeid, decision)
@@ -316,10 +322,14 @@ class DagScheduling:
         if compat.session_should_stop(self.config):
             self.stopped = True  # -x, --maxfail or an interrupt: pytest's own meaning, start nothing
             return
+        self._recheck_hosts()
         for node in [n for n in self.node2pending if self._usable(n) and not self.node2pending[n]]:
-            nodeid = self.core.pop()
+            accept = self.hosts.accepts(node) if self.hosts is not None else None
+            nodeid = self.core.pop(accept=accept)
             if nodeid is None:
-                break
+                if accept is None:
+                    break
+                continue  # this worker may not run what is ready; another may
             self._send(node, [nodeid])
         self._prefetch()
         self._arm_timer()
@@ -353,9 +363,9 @@ class DagScheduling:
         for node in busy:
             if self.core.ready_count() <= len(busy):
                 break
-            nodeid = self.core.pop(lowest=True)
+            nodeid = self.core.pop(lowest=True, accept=self.hosts.accepts(node) if self.hosts is not None else None)
             if nodeid is None:
-                break
+                continue
             self._send(node, [nodeid])
 
     def _send(self, node: Any, nodeids: list[str]) -> None:
@@ -380,3 +390,38 @@ class DagScheduling:
         self._timer.daemon = True
         self._timer_due = due
         self._timer.start()
+
+    # -- remote workers (issue 14): where an item may run; items no live worker may run --------------
+    def _placed(self, nodeid: str, decision: Any) -> Any:
+        """A due item that runs: note where it may run; not run when no live worker may (hosts lost)."""
+        why = self.hosts.place(nodeid) if self.hosts is not None else None
+        if why is None:
+            return decision
+        return self.controller.coordinator.no_worker(self.task_of.get(nodeid) or nodeid, why)
+
+    def _recheck_hosts(self) -> None:
+        """A host went away since the last look: ready items only it could run are not run."""
+        if self.hosts is None or self.hosts.table.generation == self._hosts_seen:
+            return
+        self._hosts_seen = self.hosts.table.generation
+        ready = self.core.drain()
+        for nodeid in ready:
+            why = self.hosts.still_placeable(nodeid)
+            if why is None:
+                self.core.push(nodeid)
+                continue
+            decision = self.controller.coordinator.no_worker(self.task_of.get(nodeid) or nodeid, why)
+            self.controller.report_not_run(nodeid, decision)
+            self._due(self._ended(nodeid))
+
+    def abandon(self, reason: str) -> None:
+        """No worker is left: every item not started yet is reported not run, so the run can end."""
+        if self.core is None:
+            return
+        self.core.drain()
+        for nodeid in self.core.keys:
+            if nodeid in self.core.ended or nodeid in self.core.running:
+                continue
+            decision = self.controller.coordinator.no_worker(self.task_of.get(nodeid) or nodeid, reason)
+            self.controller.report_not_run(nodeid, decision)
+            self.core.end(nodeid)
