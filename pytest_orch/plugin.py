@@ -62,6 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_orch.graph_cli import GraphPrinter
 
         config.pluginmanager.register(GraphPrinter(orch, settings.graph), "orch-graph")
+    if settings.ci_command and not worker:
+        from pytest_orch.ci_cli import CiCommand
+
+        config.pluginmanager.register(CiCommand(orch), "orch-ci")
     runner = config.stash[RUNNER_KEY] = TaskRunner(orch)
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(timeouts, "orch-timeouts")
@@ -73,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
         controller.notes.append(worker_note)
         config.pluginmanager.register(controller, "orch-controller")
-        if not settings.status and not settings.graph:
+        if not settings.status and not settings.graph and not settings.ci_command:
             from pytest_orch.reports.progress import Progress
 
             def run_view(ctl: Controller = controller) -> tuple[set[str], dict[str, float]] | None:
