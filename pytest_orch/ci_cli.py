@@ -16,6 +16,7 @@ from pytest_orch import compat
 from pytest_orch.export.jobs import DEFAULT_SETUP, EXPORT_MARK, Export, ExportError, build_jobs, slug
 from pytest_orch.fileio import atomic_write
 from pytest_orch.merge.inputs import MergeError
+from pytest_orch.options import Settings
 from pytest_orch.outcomes import RunOutcome
 from pytest_orch.plan.digest import plan_digest
 from pytest_orch.session import OrchSession
@@ -96,6 +97,18 @@ class CiCommand:
             if outcome.merged.outcome is RunOutcome.INTERRUPTED:
                 self.exit_status = pytest.ExitCode.INTERRUPTED
         return describe(outcome, settings.root, reports)
+
+
+def no_plan_message(config: pytest.Config, settings: Settings) -> str:
+    """Why --orch-export/--orch-merge/--orch-restore found no plan; most often, the rootdir pytest chose."""
+    flag = "--orch-export" if settings.export else "--orch-merge" if settings.merge else "--orch-restore"
+    message = f"{flag}: no plan at {settings.plan_path}"
+    if settings.root != config.invocation_params.dir:
+        # pytest takes its rootdir from the paths on the command line before it knows our flags,
+        # so folders given outside the project move it
+        message += (f" (pytest chose the rootdir {settings.root} from the folders given; give folders inside the "
+                    "project, e.g. unpacked under .orch/ci/in/, or name it with --rootdir and -c)")
+    return message
 
 
 def _written_by_export(path: Path) -> bool:

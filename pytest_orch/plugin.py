@@ -47,6 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     check_flags(config, settings)
     if not settings.has_plan:
+        if settings.ci_command:  # they only make sense with a plan: say why none was found
+            from pytest_orch.ci_cli import no_plan_message
+
+            raise pytest.UsageError(no_plan_message(config, settings))
         return  # no plan: plain pytest, untouched
     orch = OrchSession(config, settings)
     config.stash[SESSION_KEY] = orch

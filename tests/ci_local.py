@@ -24,6 +24,8 @@ class CiRun:
     artifacts: dict[str, Path] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)  # success, failure, skipped
     commands: dict[str, list[str]] = field(default_factory=dict)
+    packed: dict[str, Path] = field(default_factory=dict)
+    """Each job's packed folder (orch-job.json, reports/, state/, files/) as a person downloads it."""
 
 
 def env() -> dict[str, str]:
@@ -80,7 +82,7 @@ def run_github(workflow_file: Path, project: Path, work: Path) -> CiRun:
                 if path.exists():
                     target = store / step["with"]["name"]
                     shutil.copytree(path, target)
-                    run.artifacts[step["with"]["name"]] = target
+                    run.artifacts[step["with"]["name"]] = run.packed[step["with"]["name"]] = target
             elif "run" in step:
                 run.commands[job_id].append(step["run"])
                 proc = _bash(step["run"], ws)
@@ -117,5 +119,6 @@ def run_gitlab(include_file: Path, project: Path, work: Path) -> CiRun:
             for path in body["artifacts"]["paths"]:
                 if (ws / path).exists():
                     shutil.copytree(ws / path, target / path)
+                    run.packed[job_id] = target / path
             run.artifacts[job_id] = target
     return run

@@ -97,6 +97,7 @@ def test_by_group_a_job_per_group_and_one_for_the_checkpoints(project):
     assert result.ret == 0, result.stdout.str()
     document = yaml.safe_load((project.path / ".gitlab/ci/phases.yml").read_text())
     needs = {job: [n["job"] for n in body["needs"]] for job, body in document.items()}
+    assert "pytest --phase 2 -k 2.check || status=$?" in document["orch-2-checkpoints"]["script"]
     assert needs == {
         "orch-1-cfg": [],
         "orch-2-a": ["orch-1-cfg"],

@@ -83,8 +83,8 @@ def slug(text: str) -> str:
 def build_jobs(plan: Plan, graph: dag.Graph, by: str) -> tuple[Job, ...]:
     """One job per phase, or per group plus one for a phase's checkpoints; in dependency order.
 
-    A checkpoint job runs ``pytest --phase N``: its phase's tasks are up to date by then (their
-    jobs' state came with the artifacts), so only the checkpoints run.
+    A checkpoint job runs ``pytest --phase N -k "<its ids>"``: a checkpoint named in ``-k`` runs
+    without the rest of its phase selected, which the group jobs ran (a failed task is not run twice).
     """
     owner: dict[str, str] = {}
     specs: list[tuple[str, str, list[str], tuple[str, ...]]] = []
@@ -109,8 +109,8 @@ def build_jobs(plan: Plan, graph: dag.Graph, by: str) -> tuple[Job, ...]:
                 add(f"{phase.id}-{group.id}", f"{label} / {group.name or group.id}", [t.id for t in group.tasks],
                     ("--phase", phase.id, "--group", f"{phase.id}.{group.id}"))
         if phase.checkpoints:
-            add(f"{phase.id}-checkpoints", f"{label} / checkpoints", [t.id for t in phase.checkpoints],
-                ("--phase", phase.id))
+            ids = [t.id for t in phase.checkpoints]
+            add(f"{phase.id}-checkpoints", f"{label} / checkpoints", ids, ("--phase", phase.id, *_only(ids)))
     needs: dict[str, set[str]] = {}
     why: dict[tuple[str, str], tuple[str, str]] = {}
     for job_id, _, tasks, _ in specs:
@@ -124,6 +124,14 @@ def build_jobs(plan: Plan, graph: dag.Graph, by: str) -> tuple[Job, ...]:
     by_id = {spec[0]: spec for spec in specs}
     return tuple(Job(job_id, by_id[job_id][1], tuple(by_id[job_id][2]),
                      tuple(sorted(needs[job_id], key=order.index)), by_id[job_id][3]) for job_id in order)
+
+
+def _only(ids: list[str]) -> tuple[str, ...]:
+    """``-k`` naming exactly these ids when -k's grammar can hold them; else the phase's up-to-date
+    tasks simply stay up to date (a failed one would run again in the checkpoint job)."""
+    if all(re.fullmatch(r"[\w.:/+-]+", i) and i not in ("and", "or", "not") for i in ids):
+        return ("-k", " or ".join(ids))
+    return ()
 
 
 def _job_order(needs: dict[str, set[str]], why: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
