@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -55,7 +56,8 @@ PLAN = {
           - id: c
             tasks:
               - {id: "3.1", type: file_generation, content: "three\\n", target: gen/three.txt}
-              - {id: "3.2", type: config_edit, file: other.json, set: {three: true}, depends_on: ["3.1"]}
+              - {id: "3.2", type: command, run: ["python", "-c", "open('gen/three.txt').read()"],
+                 depends_on: ["3.1"]}
         """,
 }
 INI = '[pytest]\norch_ci_setup =\n    python -c "print(\'set up\')"\n'
@@ -70,7 +72,7 @@ def _git(cwd: Path, *args: str) -> None:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
     pytester.makefile(".yaml", **PLAN)
-    pytester.makefile(".json", settings='{"a": {"b": 0}}\n', other="{}\n")
+    pytester.makefile(".json", settings='{"a": {"b": 0}}\n')
     pytester.makeini(INI)
     pytester.path.joinpath(".gitignore").write_text("reports/\n.orch/\n")
     _git(pytester.path, "init", "-q")
@@ -147,7 +149,8 @@ def test_jobs_run_locally_then_merged_equal_one_local_run(project, tmp_path, tar
     rerun = _pytest(later)
     assert rerun.returncode == 0, rerun.stdout
     outcomes = {t["id"]: t["outcome"] for t in json.loads((later / "reports/run.json").read_text())["tasks"]}
-    # the failed non-critical task runs again, as it would after a local run; the rest are up to date
+    # the failed non-critical task runs again, as it would after a local run; the rest are up to date, 3.2
+    # too: it needs 3.1, whose run the merge numbered anew (phase 3's job ran after phase 2's)
     assert outcomes == {**dict.fromkeys(_tasks(local_dir / "reports/run.json"), "up_to_date"), "2.3": "failed"}
 
 
@@ -172,13 +175,36 @@ def test_a_failed_job_skips_its_dependents_and_the_merge_says_failed(project, tm
 
 
 # -- refusals: each one line, exit 4, nothing changed ---------------------------------------------------
-def _artifacts(project: Path, tmp_path: Path) -> tuple[dict[str, str], Path]:
+def _make_project(root: Path) -> Path:
+    """The same project as the fixture's, without pytester (for a fixture shared by several tests)."""
+    for name, text in PLAN.items():
+        path = root / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).strip() + "\n")
+    (root / "settings.json").write_text('{"a": {"b": 0}}\n')
+    (root / "tox.ini").write_text(INI)
+    (root / ".gitignore").write_text("reports/\n.orch/\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "the project")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ci_done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """The project and its jobs' packed artifacts, run once for the refusal tests."""
+    base = tmp_path_factory.mktemp("ci-done")
+    project = _make_project(base / "project")
+    ci = run_github(_export(project, "github", "phase"), project, base / "ci")
+    return project, ci.packed
+
+
+def _artifacts(project: Path, packed: dict[str, Path], tmp_path: Path) -> tuple[dict[str, str], Path]:
     """The jobs' artifacts, unpacked into a fresh checkout (as paths relative to it)."""
-    ci = run_github(_export(project, "github", "phase"), project, tmp_path / "ci")
     fresh = tmp_path / "fresh"
     shutil.copytree(project, fresh, symlinks=True)
     found = {}
-    for name, artifact in ci.packed.items():
+    for name, artifact in packed.items():
         shutil.copytree(artifact, fresh / ".orch/ci/in" / name)
         found[name] = f".orch/ci/in/{name}"
     return found, fresh
@@ -190,8 +216,8 @@ def _untouched(folder: Path) -> None:
     assert json.loads((folder / "settings.json").read_text()) == {"a": {"b": 0}}
 
 
-def test_a_merge_of_another_plan_version_is_refused(project, tmp_path):
-    artifacts, fresh = _artifacts(project, tmp_path)
+def test_a_merge_of_another_plan_version_is_refused(ci_done, tmp_path):
+    artifacts, fresh = _artifacts(*ci_done, tmp_path)
     plan = fresh / "phases/p3.yaml"
     plan.write_text(plan.read_text().replace("three\\n", "three, changed\\n"))
     result = _pytest(fresh, "--orch-merge", *(v for k, v in artifacts.items() if k != "orch-merge"))
@@ -201,8 +227,8 @@ def test_a_merge_of_another_plan_version_is_refused(project, tmp_path):
     _untouched(fresh)
 
 
-def test_a_merge_of_another_plan_is_refused(project, tmp_path):
-    artifacts, fresh = _artifacts(project, tmp_path)
+def test_a_merge_of_another_plan_is_refused(ci_done, tmp_path):
+    artifacts, fresh = _artifacts(*ci_done, tmp_path)
     (fresh / "phases").rename(fresh / "roadmap")
     (fresh / "pytest.ini").write_text(INI + "orch_phases = roadmap\n")
     result = _pytest(fresh, "--orch-restore", artifacts["orch-phase-1"])
@@ -213,18 +239,20 @@ def test_a_merge_of_another_plan_is_refused(project, tmp_path):
 
 def test_files_changed_by_two_jobs_that_do_not_need_each_other_are_refused(project, tmp_path):
     plan = project / "phases/p3.yaml"
-    plan.write_text(plan.read_text().replace("file: other.json", "file: settings.json"))
-    _git(project, "commit", "-qam", "3.2 edits settings.json too")
-    artifacts, fresh = _artifacts(project, tmp_path)
+    task = '      - {id: "3.3", type: config_edit, file: settings.json, set: {d: 3}}'
+    plan.write_text(plan.read_text().rstrip() + "\n" + task + "\n")
+    _git(project, "commit", "-qam", "3.3 edits settings.json too")
+    ci = run_github(_export(project, "github", "phase"), project, tmp_path / "ci")
+    artifacts, fresh = _artifacts(project, ci.packed, tmp_path)
     result = _pytest(fresh, "--orch-merge", *(v for k, v in artifacts.items() if k != "orch-merge"))
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
-    assert ("settings.json: changed by task 2.1 (job orch-phase-2) and by task 3.2 (job orch-phase-3), which ran "
+    assert ("settings.json: changed by task 2.1 (job orch-phase-2) and by task 3.3 (job orch-phase-3), which ran "
             "in jobs that do not need each other") in result.stderr
     _untouched(fresh)
 
 
-def test_a_project_with_local_state_is_kept_unless_force(project, tmp_path):
-    artifacts, fresh = _artifacts(project, tmp_path)
+def test_a_project_with_local_state_is_kept_unless_force(ci_done, tmp_path):
+    artifacts, fresh = _artifacts(*ci_done, tmp_path)
     assert _pytest(fresh, "--phase", "1").returncode == 0
     before = (fresh / ".orch/state.db").read_bytes()
     result = _pytest(fresh, "--orch-restore", artifacts["orch-merge"])
