@@ -73,12 +73,17 @@ def bring_in(session: OrchSession, dirs: list[str], *, reports: bool, force: boo
     except RunLocked as exc:
         raise MergeError(str(exc)) from None
     try:
-        _install_state(root, state, force)
+        # the files first, then the state that vouches for them: a merge cut off halfway leaves no state
+        # naming files that are not there. Each file is replaced atomically; one sync makes them all durable.
         for choice in writes:
             assert choice.copy is not None
-            atomic_write(root / choice.path, choice.copy.read_bytes())
+            atomic_write(root / choice.path, choice.copy.read_bytes(), fsync=False)
+            os.chmod(root / choice.path, choice.copy.stat().st_mode & 0o777)  # a generated script stays runnable
         for choice in deletes:
             (root / choice.path).unlink()
+        if writes or deletes:
+            os.sync()
+        _install_state(root, state, force)
         outcome = Outcome(jobs, missing, len(state.runs), [c.path for c in writes], [c.path for c in deletes])
         if merged is not None:
             outcome.merged = merged
