@@ -283,3 +283,15 @@ def test_folders_outside_the_project_say_how_pytest_chose_the_rootdir(project, t
     result = _pytest(project, "--orch-restore", str(tmp_path / "outside"))
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert "--orch-restore: no plan at" in result.stderr and "give folders inside the project" in result.stderr
+
+
+def test_an_uncommitted_edit_of_a_file_the_jobs_changed_is_kept_unless_force(ci_done, tmp_path):
+    artifacts, fresh = _artifacts(*ci_done, tmp_path)
+    (fresh / "settings.json").write_text('{"mine": true}\n')
+    result = _pytest(fresh, "--orch-restore", artifacts["orch-merge"])
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "uncommitted changes in settings.json, which the jobs' tasks also changed" in result.stderr
+    assert (fresh / "settings.json").read_text() == '{"mine": true}\n'
+    assert not (fresh / ".orch/state.db").exists() and not (fresh / "gen").exists()
+    assert _pytest(fresh, "--orch-restore", artifacts["orch-merge"], "--force").returncode == 0
+    assert json.loads((fresh / "settings.json").read_text()) == {"a": {"b": 1}, "c": 2}
