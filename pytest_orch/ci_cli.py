@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_orch import compat
-from pytest_orch.export.jobs import DEFAULT_SETUP, EXPORT_MARK, Export, ExportError, build_jobs, slug
+from pytest_orch.export.jobs import DEFAULT_SETUP, EXPORT_MARK, MERGE_JOB, Export, ExportError, build_jobs, slug
 from pytest_orch.fileio import atomic_write
 from pytest_orch.merge.inputs import MergeError
 from pytest_orch.options import Settings
@@ -78,7 +78,7 @@ class CiCommand:
             raise ExportError(f"{shown} exists and was not written by --orch-export (its first line is not "
                               f"{EXPORT_MARK!r}...): pass --force to replace it")
         atomic_write(path, module.render(export, shown))
-        lines = [f"wrote {shown}: {len(jobs)} jobs and {'orch-merge'}, one per {settings.export_by}"]
+        lines = [f"wrote {shown}: {len(jobs)} jobs and {MERGE_JOB}, one per {settings.export_by}"]
         for job in jobs:
             needs = f" (needs {', '.join(job.needs)})" if job.needs else ""
             lines.append(f"  {job.id}: {job.command}{needs}")

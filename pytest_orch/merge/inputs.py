@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,7 @@ def check_versions(jobs: list[JobInput], plan_name: str, digest: str) -> None:
 
 
 def check_state_schema(jobs: list[JobInput]) -> None:
-    import sqlite3
-
+    """Refuse a state of another schema version: its rows would not mean what ours do."""
     for job in jobs:
         if job.state is None:
             continue

@@ -177,8 +177,8 @@ def describe(outcome: Outcome, root: Path, reports: bool) -> list[str]:
     names = ", ".join(job.job for job in outcome.jobs)
     changed = len(outcome.files_written) + len(outcome.files_deleted)
     verb = "merged" if reports else "restored"
-    lines.append(f"{verb} {len(outcome.jobs)} jobs ({names}): {outcome.runs} runs in {STATE_DIR}/{DB_NAME}, "
-                 f"{changed} files changed in the project")
+    lines.append(f"{verb} {_count(len(outcome.jobs), 'job')} ({names}): {_count(outcome.runs, 'run')} in "
+                 f"{STATE_DIR}/{DB_NAME}, {_count(changed, 'file')} changed in the project")
     for shown in outcome.missing:
         lines.append(f"{shown}: no such folder: that job reported nothing (it did not run)")
     if outcome.merged is not None:
@@ -194,6 +194,10 @@ def describe(outcome: Outcome, root: Path, reports: bool) -> list[str]:
                 shown.append(str(path))
         lines.append("reports: " + ", ".join(shown))
     return lines
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 __all__ = ["MergeError", "Outcome", "bring_in", "describe"]
