@@ -58,6 +58,10 @@ PLAN = {
               - {id: "3.1", type: file_generation, content: "three\\n", target: gen/three.txt}
               - {id: "3.2", type: command, run: ["python", "-c", "open('gen/three.txt').read()"],
                  depends_on: ["3.1"]}
+          - id: d
+            depends_on: [c]
+            tasks:
+              - {id: "3.3", type: command, run: ["python", "-c", "pass"]}
         """,
 }
 INI = '[pytest]\norch_ci_setup =\n    python -c "print(\'set up\')"\n'
@@ -150,7 +154,7 @@ def test_jobs_run_locally_then_merged_equal_one_local_run(project, tmp_path, tar
     assert rerun.returncode == 0, rerun.stdout
     outcomes = {t["id"]: t["outcome"] for t in json.loads((later / "reports/run.json").read_text())["tasks"]}
     # the failed non-critical task runs again, as it would after a local run; the rest are up to date, 3.2
-    # too: it needs 3.1, whose run the merge numbered anew (phase 3's job ran after phase 2's)
+    # and 3.3 too: they need 3.1 and group 3.c, whose run the merge numbered anew (after phase 2's)
     assert outcomes == {**dict.fromkeys(_tasks(local_dir / "reports/run.json"), "up_to_date"), "2.3": "failed"}
 
 
@@ -239,8 +243,8 @@ def test_a_merge_of_another_plan_is_refused(ci_done, tmp_path):
 
 def test_files_changed_by_two_jobs_that_do_not_need_each_other_are_refused(project, tmp_path):
     plan = project / "phases/p3.yaml"
-    task = '      - {id: "3.3", type: config_edit, file: settings.json, set: {d: 3}}'
-    plan.write_text(plan.read_text().rstrip() + "\n" + task + "\n")
+    plan.write_text(plan.read_text().replace('{id: "3.3", type: command, run: ["python", "-c", "pass"]}',
+                                             '{id: "3.3", type: config_edit, file: settings.json, set: {d: 3}}'))
     _git(project, "commit", "-qam", "3.3 edits settings.json too")
     ci = run_github(_export(project, "github", "phase"), project, tmp_path / "ci")
     artifacts, fresh = _artifacts(project, ci.packed, tmp_path)

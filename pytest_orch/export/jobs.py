@@ -113,13 +113,21 @@ def build_jobs(plan: Plan, graph: dag.Graph, by: str) -> tuple[Job, ...]:
             add(f"{phase.id}-checkpoints", f"{label} / checkpoints", ids, ("--phase", phase.id, *_only(ids)))
     needs: dict[str, set[str]] = {}
     why: dict[tuple[str, str], tuple[str, str]] = {}
+    # a phase or group dependency is one barrier: look up the jobs holding its tasks once, not per task
+    barrier_jobs: dict[str, set[str]] = {}
     for job_id, _, tasks, _ in specs:
         needs[job_id] = set()
         for task in tasks:
-            for pre in sorted(graph.prerequisites(task)):
-                if owner[pre] != job_id:
-                    needs[job_id].add(owner[pre])
-                    why.setdefault((job_id, owner[pre]), (task, pre))
+            for pre in sorted(graph.compact_prerequisites(task)):
+                if dag.is_barrier(pre):
+                    if pre not in barrier_jobs:
+                        barrier_jobs[pre] = {owner[t] for t in graph.barriers.get(pre, ())}
+                    holders, shown = barrier_jobs[pre], dag.barrier_name(pre)
+                else:
+                    holders, shown = {owner[pre]}, pre
+                for holder in holders - {job_id}:
+                    needs[job_id].add(holder)
+                    why.setdefault((job_id, holder), (task, shown))
     order = _job_order(needs, why)
     by_id = {spec[0]: spec for spec in specs}
     return tuple(Job(job_id, by_id[job_id][1], tuple(by_id[job_id][2]),

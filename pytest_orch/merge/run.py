@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_orch.dag import barrier_name
 from pytest_orch.fileio import atomic_write
 from pytest_orch.fingerprint import FileHasher
 from pytest_orch.gitstate import git_status
@@ -59,7 +60,8 @@ def bring_in(session: OrchSession, dirs: list[str], *, reports: bool, force: boo
         raise MergeError(f"none of {', '.join(dirs)} exists: no job's artifact to merge")
     check_versions(jobs, session.plan.name, plan_digest(session.plan))
     check_state_schema(jobs)
-    state = StateMerge(sources_of(jobs))
+    graph = session.graph
+    state = StateMerge(sources_of(jobs), {barrier_name(b): members for b, members in graph.barriers.items()})
     merged = None
     if reports:
         nodeid_of = {task_id: nodeid for nodeid, task_id in session.nodeids.items()}

@@ -5,9 +5,12 @@ Each job's database is a copy of the ones it carried in plus its own run, so the
 database keeps each run once, numbered again in start order, and every result once.
 
 Renumbering has one catch: a dependent records its dependency's ``dep_token(since, since_run)`` in
-its fingerprint, and ``since_run`` is a run number. Each source's tokens are rewritten with the new
+its fingerprint, and ``since_run`` is a run number; for a phase or group it depends on, one token
+over its tasks' tokens (``History.barrier_token``). Each source's tokens are rewritten with the new
 numbers (and each fingerprint's digest recomputed as ``fingerprint.compute`` does), so a task that
-was up to date in its job is up to date in the merged state too.
+was up to date in its job is up to date in the merged state too. A barrier's token is rebuilt from
+the member results the dependent saw, and rewritten only when that rebuilds the stored token
+exactly; otherwise it stays, and the dependent merely runs once more.
 
 Files: each path's last writer wins when one job saw the other's write (its database holds the
 run that wrote it); when neither did, two jobs the plan does not order changed the same file, and
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,8 +103,10 @@ def _read(source: Source) -> _Read:
 class StateMerge:
     """The merged state, built in memory from the sources; ``write`` puts it in one new database."""
 
-    def __init__(self, sources: list[Source]) -> None:
+    def __init__(self, sources: list[Source], barriers: Mapping[str, Sequence[str]] | None = None) -> None:
         self.reads = [_read(source) for source in sources]
+        self.barriers = dict(barriers or {})
+        """A phase's or group's name as fingerprints record it (``phase 2``) -> its tasks."""
         runs: dict[str, dict[str, Any]] = {}
         for read in self.reads:
             for run in read.runs:
@@ -125,13 +130,65 @@ class StateMerge:
             tokens[dep_token(result["since"] or "", old)] = dep_token(result["since"] or "", numbers[old])
         return tokens
 
-    @staticmethod
-    def _rewrite_fingerprint(text: str | None, tokens: dict[str, str]) -> tuple[str | None, str | None]:
+    def _barrier_tokens(self, read: _Read, numbers: dict[int, int]) -> Callable[[str, dict[str, Any]], str | None]:
+        """For a dependent's result, the new token of a barrier it depends on, or None to keep the old.
+
+        ``History.barrier_token`` hashes each member's token as the dependent's run saw it: the
+        member's last decisive result of an earlier run, or its pass in this run (a failure in this
+        run does not change the token it is known by).
+        """
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for result in read.results:
+            rows.setdefault(result["task_id"], []).append(result)
+        cache: dict[tuple[str, int], tuple[str, str] | None] = {}
+
+        def seen(task_id: str, run: int, before_id: int) -> dict[str, Any] | None:
+            found = None
+            for row in rows.get(task_id, ()):
+                if row["id"] >= before_id:
+                    break
+                if (row["run_number"] < run and row["outcome"] in DECISIVE) or \
+                        (row["run_number"] == run and row["outcome"] in ("passed", "up_to_date")):
+                    found = row
+            return found
+
+        def token(row: dict[str, Any] | None, renumber: bool) -> str:
+            if row is None:
+                return ""
+            since_run = row["since_run"]
+            return dep_token(row["since"] or "", numbers.get(since_run, since_run) if renumber else since_run)
+
+        def new_token(name: str, dependent: dict[str, Any]) -> str | None:
+            key = (name, dependent["run_number"])
+            if key not in cache:  # one token per barrier and run: History takes it once and keeps it
+                members = sorted(self.barriers[name])
+                found = {t: seen(t, dependent["run_number"], dependent["id"]) for t in members}
+                old = sha256_bytes("\n".join(f"{t}:{token(found[t], False)}" for t in members).encode())[:32]
+                new = sha256_bytes("\n".join(f"{t}:{token(found[t], True)}" for t in members).encode())[:32]
+                cache[key] = (old, new)
+            old, new = cache[key]  # type: ignore[misc]
+            return new if dependent_token(dependent, name) == old else None
+
+        def dependent_token(dependent: dict[str, Any], name: str) -> str | None:
+            text = dependent["fingerprint"]
+            return json.loads(text)["deps"].get(name) if text else None
+
+        return new_token
+
+    def _rewrite_fingerprint(self, row: dict[str, Any], tokens: dict[str, str],
+                             barrier_token: Callable[[str, dict[str, Any]], str | None]) -> tuple[str | None,
+                                                                                                  str | None]:
         """The fingerprint with its dependency tokens renumbered, and its digest recomputed."""
+        text = row["fingerprint"]
         if not text:
             return text, None
         data = json.loads(text)
-        deps = {dep: tokens.get(token, token) for dep, token in data["deps"].items()}
+        deps = {}
+        for dep, value in data["deps"].items():
+            if dep in self.barriers:
+                deps[dep] = barrier_token(dep, row) or value
+            else:
+                deps[dep] = tokens.get(value, value)
         if deps != data["deps"]:
             deps = dict(sorted(deps.items()))
             body = json.dumps([data["definition"], data["handler"], data["inputs_digest"], deps],
@@ -199,6 +256,7 @@ class StateMerge:
         for index, read in enumerate(self.reads):
             numbers = self._renumber(read)
             tokens = self._token_map(read, numbers)
+            barrier_token = self._barrier_tokens(read, numbers)
             for result in read.results:
                 key = (result["run_id"], result["task_id"])
                 if key in seen:
@@ -208,7 +266,7 @@ class StateMerge:
                 row["run_number"] = self.number[row["run_id"]]
                 if row["since_run"] is not None:
                     row["since_run"] = numbers.get(row["since_run"], row["since_run"])
-                row["fingerprint"], digest = self._rewrite_fingerprint(row["fingerprint"], tokens)
+                row["fingerprint"], digest = self._rewrite_fingerprint(result, tokens, barrier_token)
                 if digest is not None:
                     row["digest"] = digest
                 rows.append(((row["run_number"], index, row["id"]), row))
