@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from pytest_orch import compat
-from pytest_orch.export.jobs import DEFAULT_SETUP, EXPORT_MARK, MERGE_JOB, Export, ExportError, build_jobs, slug
+from pytest_orch.export.jobs import (
+    DEFAULT_SETUP,
+    EXPORT_MARK,
+    MERGE_JOB,
+    Export,
+    ExportError,
+    build_jobs,
+    slug,
+    unordered_writes,
+)
 from pytest_orch.fileio import atomic_write
 from pytest_orch.merge.inputs import MergeError
 from pytest_orch.options import Settings
@@ -82,7 +91,21 @@ class CiCommand:
         for job in jobs:
             needs = f" (needs {', '.join(job.needs)})" if job.needs else ""
             lines.append(f"  {job.id}: {job.command}{needs}")
-        return lines
+        return lines + [f"warning: {line}" for line in unordered_writes(jobs, self._writes_of)]
+
+    def _writes_of(self, task_id: str) -> list[str] | None:
+        """The files a task's handler says it writes (relative), or None when it cannot say."""
+        from pytest_orch.collect import RUNNER_KEY
+
+        task = self.session.plan.tasks[task_id]
+        writes = getattr(self.session.handlers[task.type], "writes", None)
+        if writes is None:
+            return None
+        ctx = self.session.config.stash[RUNNER_KEY].context(task)
+        try:
+            return [ctx.relative(p) for p in writes(task, ctx)]
+        except Exception:  # noqa: BLE001 - a bad path is the run's to report; the export only warns
+            return None
 
     def _bring_in(self) -> list[str]:
         from pytest_orch.merge.run import bring_in, describe

@@ -246,6 +246,11 @@ def test_files_changed_by_two_jobs_that_do_not_need_each_other_are_refused(proje
     plan.write_text(plan.read_text().replace('{id: "3.3", type: command, run: ["python", "-c", "pass"]}',
                                              '{id: "3.3", type: config_edit, file: settings.json, set: {d: 3}}'))
     _git(project, "commit", "-qam", "3.3 edits settings.json too")
+    export = _pytest(project, "--orch-export", "github")
+    assert export.returncode == 0  # the export warns, from what the handlers say they write
+    assert ("warning: settings.json: written by task 2.1 (job orch-phase-2) and task 3.3 (job orch-phase-3), which "
+            "do not need each other: --orch-merge will refuse their changes") in export.stdout
+    assert "warning: settings.json: written by task 1.1" not in export.stdout  # phase 1's jobs come before
     ci = run_github(_export(project, "github", "phase"), project, tmp_path / "ci")
     artifacts, fresh = _artifacts(project, ci.packed, tmp_path)
     result = _pytest(fresh, "--orch-merge", *(v for k, v in artifacts.items() if k != "orch-merge"))

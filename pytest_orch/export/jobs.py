@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_orch import dag
@@ -161,3 +162,29 @@ def _job_order(needs: dict[str, set[str]], why: dict[tuple[str, str], tuple[str,
         placed.append(ready)
         remaining.remove(ready)
     return placed
+
+
+def unordered_writes(jobs: tuple[Job, ...], writes_of: Callable[[str], list[str] | None]) -> list[str]:
+    """Files that tasks of two jobs write when neither job needs the other, one line each.
+
+    Their jobs run apart, each on its own copy: the merge cannot keep both changes and refuses. Said
+    at export, from what the handlers declare (``writes``); a handler that declares nothing is not seen.
+    """
+    before: dict[str, set[str]] = {}
+    for job in jobs:  # dependency order: a job's needs are known before it
+        before[job.id] = set(job.needs).union(*(before[need] for need in job.needs))
+    writers: dict[str, list[tuple[str, str]]] = {}
+    for job in jobs:
+        for task in job.tasks:
+            for path in writes_of(task) or ():
+                writers.setdefault(path, []).append((job.id, task))
+    lines = []
+    for path, found in sorted(writers.items()):
+        pair = next(((a, b) for i, a in enumerate(found) for b in found[i + 1:]
+                     if a[0] != b[0] and a[0] not in before[b[0]] and b[0] not in before[a[0]]), None)
+        if pair:
+            (job_a, task_a), (job_b, task_b) = pair
+            lines.append(f"{path}: written by task {task_a} (job {job_a}) and task {task_b} (job {job_b}), which do "
+                         "not need each other: --orch-merge will refuse their changes; make one task depend on the "
+                         "other, or export them into one job")
+    return lines
