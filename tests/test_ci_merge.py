@@ -304,3 +304,23 @@ def test_an_uncommitted_edit_of_a_file_the_jobs_changed_is_kept_unless_force(ci_
     assert not (fresh / ".orch/state.db").exists() and not (fresh / "gen").exists()
     assert _pytest(fresh, "--orch-restore", artifacts["orch-merge"], "--force").returncode == 0
     assert json.loads((fresh / "settings.json").read_text()) == {"a": {"b": 1}, "c": 2}
+
+
+def test_a_job_that_ended_before_pytest_ran_leaves_its_tasks_not_run(ci_done, tmp_path):
+    artifacts, fresh = _artifacts(*ci_done, tmp_path)
+    # what the pack step leaves when the job's setup failed: a manifest, no reports, no state
+    third = fresh / artifacts["orch-phase-3"]
+    shutil.rmtree(third)
+    third.mkdir()
+    (third / "orch-job.json").write_text(json.dumps({"schema": 1, "job": "orch-phase-3", "files": [],
+                                                     "deleted": [], "state": False}))
+    dirs = [v for k, v in artifacts.items() if k != "orch-merge"]
+    result = _pytest(fresh, "--orch-merge", *dirs)
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "run outcome blocked" in result.stdout
+    merged = json.loads((fresh / "reports/run.json").read_text())
+    assert merged["outcome"] == "blocked"
+    assert {"job": "orch-phase-3", "outcome": None, "run_id": None} in merged["merged_from"]
+    outcomes = {t["id"]: t["outcome"] for t in merged["tasks"]}
+    assert outcomes["3.1"] == outcomes["3.3"] == "skipped" and outcomes["2.1"] == "passed"
+    assert not (fresh / "gen/three.txt").exists() and (fresh / "gen/two.txt").exists()
