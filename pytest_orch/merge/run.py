@@ -34,7 +34,9 @@ from pytest_orch.state import DB_NAME, EVENTS_NAME, STATE_DIR, StateStore
 
 
 @dataclass
-class Outcome:
+class BroughtIn:
+    """What a merge or restore did: the jobs read, those missing, the runs kept, the files changed."""
+
     jobs: list[JobInput]
     missing: list[str]
     runs: int
@@ -44,7 +46,7 @@ class Outcome:
     report_paths: list[Path] = field(default_factory=list)
 
 
-def bring_in(session: OrchSession, dirs: list[str], *, reports: bool, force: bool) -> Outcome:
+def bring_in(session: OrchSession, dirs: list[str], *, reports: bool, force: bool) -> BroughtIn:
     """Merge the jobs' artifacts in ``dirs`` into the project (and its reports when ``reports``)."""
     settings = session.settings
     root = settings.root
@@ -86,7 +88,7 @@ def bring_in(session: OrchSession, dirs: list[str], *, reports: bool, force: boo
         if writes or deletes:
             os.sync()
         _install_state(root, state, force)
-        outcome = Outcome(jobs, missing, len(state.runs), [c.path for c in writes], [c.path for c in deletes])
+        outcome = BroughtIn(jobs, missing, len(state.runs), [c.path for c in writes], [c.path for c in deletes])
         if merged is not None:
             outcome.merged = merged
             outcome.report_paths = _write_reports(session, merged)
@@ -173,7 +175,7 @@ def _write_reports(session: OrchSession, merged: MergedRun) -> list[Path]:
     return [junit, folder / "run.json", folder / "timeline.svg", folder / "index.html"]
 
 
-def describe(outcome: Outcome, root: Path, reports: bool) -> list[str]:
+def describe(outcome: BroughtIn, root: Path, reports: bool) -> list[str]:
     """The lines the terminal shows after a merge or restore."""
     lines = []
     names = ", ".join(job.job for job in outcome.jobs)
@@ -202,4 +204,4 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-__all__ = ["MergeError", "Outcome", "bring_in", "describe"]
+__all__ = ["MergeError", "BroughtIn", "bring_in", "describe"]
