@@ -41,7 +41,8 @@ def _pack(job_id: str, artifact_dir: str, export: Export) -> list[dict[str, Any]
     return [
         {"name": "Pack the state, reports and changed files", "if": "always()", "run": export.pack_command(job_id)},
         {"uses": UPLOAD, "if": "always()",
-         "with": {"name": job_id, "path": artifact_dir, "include-hidden-files": True, "if-no-files-found": "warn"}},
+         "with": {"name": job_id, "path": artifact_dir, "include-hidden-files": True, "if-no-files-found": "warn",
+                  "overwrite": True}},  # a job run again replaces its artifact
     ]
 
 
