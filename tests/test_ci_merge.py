@@ -124,7 +124,8 @@ def _tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and not skip & set(p.relative_to(root).parts)}
 
 
-@pytest.mark.parametrize(("target", "by"), [("github", "phase"), ("gitlab", "phase"), ("github", "group")])
+@pytest.mark.parametrize(("target", "by"), [("github", "phase"), ("gitlab", "phase"), ("github", "group"),
+                                           ("gitlab", "group")])
 def test_jobs_run_locally_then_merged_equal_one_local_run(project, tmp_path, target, by):
     path = _export(project, target, by)
     ci = (run_github if target == "github" else run_gitlab)(path, project, tmp_path / "ci")
