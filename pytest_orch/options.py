@@ -27,6 +27,14 @@ NOTIFY_HELP = "notifiers for the end of a run, as YAML: the plan's top-level not
 SSH_KEEPALIVE_HELP = ("seconds between SSH keep-alives to remote workers (--tx ssh=...): three missed and the "
                       "host counts as lost; 0 leaves ssh's own settings (default 2)")
 GRAPH_HELP = "print the selected tasks' graph as mermaid, dot or json (with the critical path); run nothing"
+EXPORT_HELP = ("write the plan as CI jobs: github (.github/workflows/<plan>.yml) or gitlab (.gitlab/ci/<plan>.yml, "
+               "to include from .gitlab-ci.yml); run nothing")
+EXPORT_BY_HELP = "with --orch-export: one job per phase (default) or per group"
+EXPORT_FILE_HELP = "with --orch-export: write here instead of the target's usual path"
+MERGE_HELP = ("merge CI jobs' artifacts (python -m pytest_orch.export.pack) into one set of reports, one "
+              ".orch/state.db and the files the tasks wrote; run nothing")
+RESTORE_HELP = "as --orch-merge, without reports: bring earlier jobs' state and files in before a CI job runs"
+CI_SETUP_HELP = "the commands an exported CI job runs before pytest, one a line (default: install the test extras)"
 
 
 # the flags that take a value: written "--plan PATH" (not "--plan=PATH"), pytest takes the value for a
@@ -67,6 +75,13 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--orch-progress", dest="orch_progress", choices=("auto", "live", "lines", "off"),
                     default="auto", help=PROGRESS_HELP)
     group.addoption("--orch-graph", dest="orch_graph", choices=("mermaid", "dot", "json"), help=GRAPH_HELP)
+    group.addoption("--orch-export", dest="orch_export", choices=("github", "gitlab"), help=EXPORT_HELP)
+    group.addoption("--orch-export-by", dest="orch_export_by", choices=("phase", "group"), default="phase",
+                    help=EXPORT_BY_HELP)
+    group.addoption("--orch-export-file", dest="orch_export_file", metavar="PATH", help=EXPORT_FILE_HELP)
+    group.addoption("--orch-merge", dest="orch_merge", nargs="+", metavar="DIR", help=MERGE_HELP)
+    group.addoption("--orch-restore", dest="orch_restore", nargs="+", metavar="DIR", help=RESTORE_HELP)
+    parser.addini("orch_ci_setup", CI_SETUP_HELP, type="linelist", default=[])
     parser.addini("orch_phases", "plan file or folder, relative to the rootdir", default="phases")
     parser.addini("orch_notify", NOTIFY_HELP, default="")
     parser.addini("orch_ssh_keepalive", SSH_KEEPALIVE_HELP, default="2")
@@ -95,6 +110,17 @@ class Settings:
     graph: str | None = None
     notify: tuple[Any, ...] = ()
     progress: str = "auto"
+    export: str | None = None
+    export_by: str = "phase"
+    export_file: str | None = None
+    merge: tuple[str, ...] = ()
+    restore: tuple[str, ...] = ()
+    ci_setup: tuple[str, ...] = ()
+
+    @property
+    def ci_command(self) -> bool:
+        """--orch-export, --orch-merge or --orch-restore: the session runs no task."""
+        return bool(self.export or self.merge or self.restore)
 
     @property
     def has_plan(self) -> bool:
@@ -139,7 +165,27 @@ def resolve_settings(config: pytest.Config) -> Settings:
         graph=config.getoption("orch_graph", None),
         notify=_ini_notify(config),
         progress=config.getoption("orch_progress", "auto"),
+        **_ci_options(config),
     )
+
+
+def _ci_options(config: pytest.Config) -> dict[str, Any]:
+    """The CI flags; two of export, merge and restore at once are a usage error."""
+    export, merge, restore = (config.getoption(name, None) for name in ("orch_export", "orch_merge", "orch_restore"))
+    given = [flag for flag, value in (("--orch-export", export), ("--orch-merge", merge),
+                                      ("--orch-restore", restore)) if value]
+    if len(given) > 1:
+        raise pytest.UsageError(f"{' and '.join(given)}: give one of them at a time")
+    if config.getoption("orch_export_file", None) and not export:
+        raise pytest.UsageError("--orch-export-file: only with --orch-export")
+    return {
+        "export": export,
+        "export_by": config.getoption("orch_export_by", "phase"),
+        "export_file": config.getoption("orch_export_file", None),
+        "merge": tuple(merge or ()),
+        "restore": tuple(restore or ()),
+        "ci_setup": tuple(line for line in config.getini("orch_ci_setup") if line.strip()),
+    }
 
 
 def _ini_notify(config: pytest.Config) -> tuple[Any, ...]:

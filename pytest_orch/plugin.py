@@ -49,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     check_flags(config, settings)
     if not settings.has_plan:
+        if settings.ci_command:  # they only make sense with a plan: say why none was found
+            from pytest_orch.ci_cli import no_plan_message
+
+            raise pytest.UsageError(no_plan_message(config, settings))
         return  # no plan: plain pytest, untouched
     orch = OrchSession(config, settings)
     config.stash[SESSION_KEY] = orch
@@ -64,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_orch.graph_cli import GraphPrinter
 
         config.pluginmanager.register(GraphPrinter(orch, settings.graph), "orch-graph")
+    if settings.ci_command and not worker:
+        from pytest_orch.ci_cli import CiCommand
+
+        config.pluginmanager.register(CiCommand(orch), "orch-ci")
     runner = config.stash[RUNNER_KEY] = TaskRunner(orch)
     if config.pluginmanager.hasplugin("timeout"):
         config.pluginmanager.register(timeouts, "orch-timeouts")
@@ -75,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
         controller = config.stash[CONTROLLER_KEY] = Controller(orch, runner)
         controller.notes.append(worker_note)
         config.pluginmanager.register(controller, "orch-controller")
-        if not settings.status and not settings.graph:
+        if not settings.status and not settings.graph and not settings.ci_command:
             from pytest_orch.reports.progress import Progress
 
             def run_view(ctl: Controller = controller) -> tuple[set[str], dict[str, float]] | None:

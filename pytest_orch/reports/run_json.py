@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_orch.fileio import atomic_write
+from pytest_orch.plan.digest import plan_digest
 from pytest_orch.plan.model import Plan
 from pytest_orch.results import TaskResult
 
@@ -57,6 +58,7 @@ def write_run_json(path: Path, *, run_id: str, started: float, finished: float, 
         "git_clean": git_clean,
         "dry_run": dry_run,
         "plan": plan.name,
+        "plan_digest": plan_digest(plan),  # --orch-merge joins only reports of the same plan version
         "tasks": [task_entry(r, plan) for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Bring CI jobs' work back: their states, files and reports merged (--orch-merge, --orch-restore)."""
