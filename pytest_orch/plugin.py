@@ -111,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _choose_workers(config: pytest.Config, orch: OrchSession) -> str:
     """With -n N, start the workers the estimated schedule can use (none when one process is faster)."""
     asked = compat.local_workers_asked(config)
-    if asked is None or not orch.ok or orch.settings.parallel == "always" or not _plan_in_args(config, orch):
+    if asked is None or not orch.ok or orch.settings.parallel == "always" or not orch.collects_plan():
         return ""  # (a session of the project's own tests beside its plan keeps the workers it asked for)
     from pytest_orch.parallelism import choose_workers, estimator
     from pytest_orch.state import read_durations
@@ -123,15 +123,6 @@ def _choose_workers(config: pytest.Config, orch: OrchSession) -> str:
     if choice.workers != asked:
         compat.limit_local_workers(config, choice.workers)
     return choice.describe(asked)
-
-
-def _plan_in_args(config: pytest.Config, orch: OrchSession) -> bool:
-    """Whether this session collects the plan: no paths given, --plan, or a path that holds it."""
-    if config.args_source != pytest.Config.ArgsSource.ARGS or orch.settings.plan_named:
-        return True
-    plan_path = orch.settings.plan_path
-    given = [Path(a.split("::")[0]).resolve() for a in config.args]
-    return any(plan_path == g or g in plan_path.parents or plan_path in g.parents for g in given)
 
 
 def _add_plan_to_args(config: pytest.Config, plan_path: Path) -> None:

@@ -118,6 +118,19 @@ class OrchSession:
     def task_id_of(self, nodeid: str) -> str | None:
         return self.nodeids.get(nodeid) if self.ok else None
 
+    def collects_plan(self) -> bool:
+        """Whether this session collects the plan: no paths given, --plan, or a path that holds it.
+
+        A session of the project's own tests beside its plan (``pytest tests -n 2``) is plain pytest:
+        xdist's own scheduling and the workers it asked for.
+        """
+        config = self.config
+        if config.args_source != pytest.Config.ArgsSource.ARGS or self.settings.plan_named:
+            return True
+        plan_path = self.settings.plan_path
+        given = [Path(a.split("::")[0]).resolve() for a in config.args]
+        return any(plan_path == g or g in plan_path.parents or plan_path in g.parents for g in given)
+
     # -- selection --------------------------------------------------------------------------------
     def selection_errors(self) -> list[str]:
         """--phase, --group, --confirm, --var and --pool values that name nothing in the plan."""

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import assert_tasks
+from conftest import assert_tasks, handler_conftest
 
 
 def git(path, *args):
@@ -117,28 +117,8 @@ def test_force_runs_every_task_for_real_and_never_reports_up_to_date(pytester):
     assert tasks["1.2"]["changed"] == []
 
 
-PROJECT_SKIP_HANDLER = """
-from pytest_orch.handler import Outcome
-
-
-class UpstreamHandler:
-    keys = frozenset({"repo"})
-    version = "1"
-    writes_files = False
-
-    def validate(self, task):
-        pass
-
-    def inputs(self, task, ctx):
-        return []
-
-    def run(self, task, ctx):
-        return Outcome("skipped", message="up to date with upstream? no")
-
-
-def pytest_orch_handler_types():
-    return {"upstream": UpstreamHandler}
-"""
+PROJECT_SKIP_HANDLER = handler_conftest(
+    "upstream", '        return Outcome("skipped", message="up to date with upstream? no")', keys=("repo",))
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])

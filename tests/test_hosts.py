@@ -7,7 +7,7 @@ import json
 import execnet
 import pytest
 
-from conftest import assert_tasks
+from conftest import assert_tasks, handler_conftest
 from pytest_orch.xdist.hosts import LOCAL, HostTable, Placement, Worker, host_of_spec, pinned_hosts, placement_of
 from pytest_orch.xdist.specs import configure_tx, keepalive_options
 
@@ -154,28 +154,7 @@ def test_pins_are_accepted_and_do_not_change_a_task_s_fingerprint(pytester: pyte
     assert_tasks(result, up_to_date=1)
 
 
-CRASH_CONFTEST = """
-import os
-
-
-class CrashHandler:
-    keys = frozenset()
-    version = "1"
-    writes_files = False
-
-    def validate(self, task):
-        pass
-
-    def inputs(self, task, ctx):
-        return []
-
-    def run(self, task, ctx):
-        os._exit(1)
-
-
-def pytest_orch_handler_types():
-    return {"crash": CrashHandler}
-"""
+CRASH_CONFTEST = handler_conftest("crash", "        os._exit(1)", imports="import os")
 
 NO_WORKER_LEFT = """
 phase: 1

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import pytest
 
+from conftest import handler_conftest
+
 pytest.importorskip("xdist")
 
 
@@ -149,26 +151,7 @@ def test_abort_stops_handing_out_work(pytester: pytest.Pytester) -> None:
         assert "on_failure is abort" in entry["message"]
 
 
-CRASH_CONFTEST = """
-import os
-
-class CrashHandler:
-    keys = frozenset()
-    version = "1"
-    writes_files = False
-
-    def validate(self, task):
-        pass
-
-    def inputs(self, task, ctx):
-        return []
-
-    def run(self, task, ctx):
-        os._exit(1)
-
-def pytest_orch_handler_types():
-    return {"crash": CrashHandler}
-"""
+CRASH_CONFTEST = handler_conftest("crash", "        os._exit(1)", imports="import os")
 
 
 def test_a_crashed_worker_fails_its_task_and_the_run_goes_on(pytester: pytest.Pytester) -> None:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from conftest import handler_conftest
 from pytest_orch.collect import TaskItem
 
 
@@ -127,33 +128,10 @@ def test_timeout_kills_the_whole_process_tree(pytester):
         assert not _alive(pid), f"{name} {pid} survived the timeout"
 
 
-STUCK_HANDLER = """
-import threading
-import time
-
-from pytest_orch.handler import Outcome
-
-
-class StuckHandler:
-    keys = frozenset()
-    version = "1"
-    writes_files = False
-
-    def validate(self, task):
-        pass
-
-    def inputs(self, task, ctx):
-        return []
-
-    def run(self, task, ctx):
+STUCK_HANDLER = handler_conftest("stuck", """\
         threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a second thread
         time.sleep(60)  # stuck in Python: only the backstop can stop it
-        return Outcome("passed")
-
-
-def pytest_orch_handler_types():
-    return {"stuck": StuckHandler}
-"""
+        return Outcome("passed")""", imports="import threading\nimport time")
 
 
 def test_a_handler_stuck_in_python_is_stopped_by_the_backstop_in_one_line(pytester):

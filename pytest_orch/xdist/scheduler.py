@@ -64,7 +64,7 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> DagScheduling | None:
     """Our scheduler whenever the session has a valid plan; xdist's is trylast, so ours wins."""
     orch: OrchSession | None = config.stash.get(SESSION_KEY, None)
-    if orch is None or not orch.ok:
+    if orch is None or not orch.ok or not orch.collects_plan():
         return None
     return DagScheduling(config, config.stash[CONTROLLER_KEY], log)
 
