@@ -19,17 +19,18 @@ def verdicts(session: OrchSession, state: History) -> dict[str, str]:
     """Read-only: what a run now would do with each task (dependencies first, so staleness spreads)."""
     plan, graph = session.plan, session.graph
     verdict: dict[str, str] = {}
+    fresh_ids: set[str] = set()  # the tasks found up to date: the verdict's words are for people
     first_stale: dict[str, str | None] = {}  # per phase or group: looked at once, not per dependent
 
     def stale_in(barrier: str) -> str | None:
         if barrier not in first_stale:
             first_stale[barrier] = next((t for t in sorted(graph.barriers[barrier])
-                                         if verdict.get(t) != "up to date"), None)
+                                         if t not in fresh_ids), None)
         return first_stale[barrier]
 
     for task_id in topological(graph):
         task = plan.tasks[task_id]
-        stale_deps = [d for d in sorted(graph.direct.get(task_id, ())) if verdict.get(d) != "up to date"]
+        stale_deps = [d for d in sorted(graph.direct.get(task_id, ())) if d not in fresh_ids]
         stale_deps += [t for b in graph.via.get(task_id, ()) if (t := stale_in(b)) is not None]
         fresh = state.freshness(task)
         if state.previous_outcome(task_id) is None:
@@ -40,6 +41,7 @@ def verdicts(session: OrchSession, state: History) -> dict[str, str]:
             verdict[task_id] = f"stale: {fresh.reason}"
         else:
             verdict[task_id] = "up to date"
+            fresh_ids.add(task_id)
     return verdict
 
 
