@@ -26,19 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def write_plan(root: Path, tasks: int) -> None:
-    phases = root / "phases"
-    phases.mkdir(parents=True)
-    per_group = max(1, tasks // 100)
-    for p in range(10):
-        lines = [f"phase: {p}", f"depends_on: [{p - 1}]" if p else "", "groups:"]
-        for g in range(10):
-            lines += [f"  - id: g{g}", "    tasks:"]
-            for i in range(per_group):
-                dep = f', depends_on: ["t{p}.{g}.{i - 1}"]' if i else ""
-                lines.append(f'      - {{id: "t{p}.{g}.{i}", type: command, run: "true"{dep}}}')
-        (phases / f"p{p:02d}.yaml").write_text("\n".join(lines) + "\n")
+from bench_rerun import write_plan  # the same roadmap-shaped plan as the rerun benchmark
 
 
 def write_plain(root: Path, tests: int) -> None:
