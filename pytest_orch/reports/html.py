@@ -41,9 +41,9 @@ def render_html(view: dict[str, Any]) -> str:
 
 
 def write_html(path: Path, results: Sequence[TaskResult], plan: Plan, graph: Graph, run: RunInfo,
-               history: History | None = None) -> None:
+               history: History | None = None, critical: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, render_html(build_view(results, plan, graph, run, history)))
+    atomic_write(path, render_html(build_view(results, plan, graph, run, history, critical)))
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:

@@ -34,5 +34,5 @@ def write_pictures(folder: Path, results: Sequence[TaskResult], plan: Plan, grap
     write_timeline(folder / "timeline.svg", results, plan, f"pytest-orch run {run_id} ({run_verdict.headline})",
                    path)
     history = read_history(store, run) if store is not None else None
-    write_html(folder / "index.html", results, plan, graph, run, history)
+    write_html(folder / "index.html", results, plan, graph, run, history, path)
     return run_verdict

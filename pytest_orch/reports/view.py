@@ -119,15 +119,18 @@ def _budgets(results: Sequence[TaskResult]) -> tuple[int, int]:
 
 
 def build_view(results: Sequence[TaskResult], plan: Plan, graph: Graph, run: RunInfo,
-               history: History | None = None) -> dict[str, Any]:
-    """The whole report as JSON-ready data; index.html's scripts draw everything from it."""
+               history: History | None = None, path: list[str] | None = None) -> dict[str, Any]:
+    """The whole report as JSON-ready data; index.html's scripts draw everything from it.
+
+    ``path``: the run's critical path when the caller has it already (else computed here).
+    """
     history = history or History()
     by_task = {r.task_id: r for r in results if r.task_id is not None}
     timed = [r for r in results if r.started is not None]
     t0 = min((r.started for r in timed), default=run.started)
     t0 = min(t0, run.started)
-    weights = {t: r.duration for t, r in by_task.items()}
-    path = critical_path(graph, by_task, weights)
+    if path is None:
+        path = critical_path(graph, by_task, {t: r.duration for t, r in by_task.items()})
     out_limit, diff_limit = _budgets(results)
     numbers = [r.number for r in history.runs]
 
