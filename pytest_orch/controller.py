@@ -19,7 +19,7 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
-from pytest_orch.coordinator import Capabilities, Coordinator, RunFlags
+from pytest_orch.coordinator import Capabilities, Coordinator, NoHistory, RunFlags
 from pytest_orch.errors import HandlerError
 from pytest_orch.execution import TaskRunner
 from pytest_orch.gitstate import dirty_excluding, git_status
@@ -28,7 +28,7 @@ from pytest_orch.notify import Sent, notify_run
 from pytest_orch.outcomes import Decision, PlainNeeds, RunOutcome, Status
 from pytest_orch.reports.junit import default_classname, write_junit
 from pytest_orch.reports.pictures import write_pictures
-from pytest_orch.reports.run_json import write_run_json
+from pytest_orch.reports.run_json import iso, write_run_json
 from pytest_orch.results import ORCH_PROPERTY, ResultCollector, TaskResult, status_of
 from pytest_orch.runlock import RunLock, RunLocked
 from pytest_orch.secrets import mask_result
@@ -82,7 +82,7 @@ class Controller:
             if not readonly:
                 self.lock = RunLock(settings.root)
                 try:
-                    self.lock.acquire(started=_iso(self.started))
+                    self.lock.acquire(started=iso(self.started))
                 except RunLocked as exc:
                     self.lock = None
                     raise pytest.UsageError(str(exc)) from None
@@ -98,7 +98,7 @@ class Controller:
                     self.junit_paths.append(Path(junit_path))
         self.coordinator = Coordinator(
             self.session.plan, self.session.graph,
-            history=self.history or _no_history(),
+            history=self.history or NoHistory(),
             flags=RunFlags(force=settings.force, dry_run=settings.dry_run, interactive=self.runner.interactive,
                            confirmed=settings.confirm, dirty=tuple(dirty), allow_dirty=settings.allow_dirty),
             capabilities=Capabilities(
@@ -401,13 +401,3 @@ def _inside(root: Path, paths: list[Path]) -> list[str]:
         except ValueError:
             continue
     return found
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def _no_history() -> Any:
-    from pytest_orch.coordinator import NoHistory
-
-    return NoHistory()
