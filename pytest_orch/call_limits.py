@@ -232,7 +232,3 @@ class CallLedger:
         rows = self.conn.execute(f"SELECT DISTINCT task FROM calls WHERE provider=? AND at >= ? AND task IN ({marks})",
                                  (name, day_start(self.clock()), *task_ids)).fetchall()
         return {r[0] for r in rows}
-
-    def times(self, name: str) -> list[float]:
-        """Every reservation time kept for the provider, oldest first (for tests and benchmarks)."""
-        return [r[0] for r in self.conn.execute("SELECT at FROM calls WHERE provider=? ORDER BY at", (name,))]

@@ -296,8 +296,3 @@ def critical_path(graph: Graph, weights: Mapping[str, float] | None = None,
             break
         node = max(later, key=lambda d: result[d])
     return chain, total
-
-
-def critical_path_length(graph: Graph, weights: Mapping[str, float]) -> float:
-    """The longest chain of task weights: a lower bound of any schedule's span."""
-    return max(remaining_path(graph, weights).values(), default=0.0)

@@ -64,7 +64,7 @@ def test_remaining_path_and_critical_path(tmp_path):
     remaining = dag.remaining_path(graph, weights)
     assert remaining["x1"] == 4
     assert remaining["a1"] == 1 + 2 + 3 + 0.5 + 4
-    assert dag.critical_path_length(graph, weights) == pytest.approx(10.5)
+    assert dag.critical_path(graph, weights)[1] == pytest.approx(10.5)
 
 
 def test_find_cycle_returns_the_path(tmp_path):

@@ -21,10 +21,8 @@ from pytest_orch import dag
 from pytest_orch.plan.model import Plan
 
 OUT_DIR = ".orch/ci/out"
-"""Where each job packs its artifact and where the jobs after it find those of the jobs they need.
-
-Under .orch/, which the dirty-tree check never counts, so carried-in artifacts stop no task."""
-RESTORE_REPORTS = ".orch/ci/restored"
+"""Where each job packs its artifact: under .orch/, which the dirty-tree check never counts, so
+carried-in artifacts stop no task."""
 MERGE_JOB = "orch-merge"
 DEFAULT_SETUP = 'python -m pip install -e ".[test]"'
 EXPORT_MARK = "# Written by pytest-orch (pytest --orch-export"
