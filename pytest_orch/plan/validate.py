@@ -181,7 +181,7 @@ class PlanBuilder:
             if group:
                 groups.append(group)
         checkpoints = tuple(
-            task for cdata, cloc in _items(data, "checkpoints", self.check, what)
+            task for cdata, _ in _items(data, "checkpoints", self.check, what)
             if (task := self._task(cdata, phase_id, CHECKPOINT_GROUP, plan_dir, True)) is not None
         )
         return Phase(
