@@ -54,6 +54,7 @@ class CommandHandler:
     keys: ClassVar[frozenset[str]] = frozenset({"run", "shell", "cwd", "env", "creates", "ok_codes"})
     path_keys: ClassVar[frozenset[str]] = frozenset({"cwd", "creates"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # its work is a subprocess: it may run in the xdist controller
     writes_files: ClassVar[bool] = False
 
     def validate(self, task: Task) -> None:

@@ -44,6 +44,7 @@ class ConfigEditHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     write_keys: ClassVar[frozenset[str]] = frozenset({"file"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # an edit in this package's Python: it may run in the xdist controller
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
     typical_seconds: ClassVar[float] = 0.005  # an edit in Python: -n does not pay off for it

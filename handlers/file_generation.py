@@ -114,6 +114,7 @@ class FileGenerationHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # a render in this package's Python: it may run in the xdist controller
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
     typical_seconds: ClassVar[float] = 0.005  # a render in Python: -n does not pay off for it

@@ -24,6 +24,7 @@ class ManualHandler:
 
     keys: ClassVar[frozenset[str]] = frozenset({"instructions"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # a check of a confirmation: it may run in the xdist controller
     writes_files: ClassVar[bool] = False
     needs_confirmation: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True  # it changes no file

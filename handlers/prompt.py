@@ -36,6 +36,7 @@ class PromptHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # a subprocess or an HTTP call: it may run in the xdist controller
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
 

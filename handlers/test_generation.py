@@ -125,6 +125,7 @@ class TestGenerationHandler:
     path_keys: ClassVar[frozenset[str]] = frozenset({"target", "subject"})
     write_keys: ClassVar[frozenset[str]] = frozenset({"target"})
     version: ClassVar[str] = "1"
+    contained: ClassVar[bool] = True  # a render in this package's Python: it may run in the xdist controller
     writes_files: ClassVar[bool] = True
     knows_changes: ClassVar[bool] = True
     typical_seconds: ClassVar[float] = 0.01  # a render and a parse in Python: -n does not pay off for it

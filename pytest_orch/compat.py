@@ -491,17 +491,20 @@ def take_over_setup_node(config: pytest.Config, setup: Callable[[Any, Any, Calla
     return True
 
 
-def start_worker_on(config: pytest.Config, gateway: Any, putevent: Callable[..., Any]) -> Any:
+def start_worker_on(config: pytest.Config, gateway: Any, putevent: Callable[..., Any], announce: bool = True) -> Any:
     """``NodeManager.setup_node`` for a gateway made already, without xdist's rsync of pytest itself.
 
     xdist copies ``pytest/`` and ``_pytest/`` into a remote ``chdir`` (and leaves them there as untracked
     files in a checkout); a host prepared for pytest-orch has them installed in its venv.
+    ``announce=False`` leaves ``pytest_xdist_newgateway`` (the terminal's "[gw0] ..." line and status)
+    to ``adopt_workers``, on the main thread, when the worker is started on another thread.
     """
     import _pytest
     from xdist.workermanage import WorkerController
 
     manager = node_manager(config)
-    config.hook.pytest_xdist_newgateway(gateway=gateway)
+    if announce:
+        config.hook.pytest_xdist_newgateway(gateway=gateway)
     own = {Path(pytest.__file__).resolve().parent, Path(_pytest.__file__).resolve().parent}
     for root in _attr(manager, "roots", "pytest-xdist", "NodeManager.roots"):
         if Path(root).resolve() not in own:  # the user's --rsyncdir / rsyncdirs still go
@@ -596,6 +599,28 @@ def add_worker_late(config: pytest.Config, gateway: Any) -> Any | None:
     node = start_worker_on(config, gateway, _attr(session, "queue", "pytest-xdist", "DSession.queue").put)
     _attr(session, "_active_nodes", "pytest-xdist", "DSession._active_nodes").add(node)
     return node
+
+
+def controller_event_putter(config: pytest.Config) -> Callable[[tuple[str, dict[str, Any]]], None]:
+    """What xdist gives each WorkerController as its ``putevent``: ``DSession.queue.put``."""
+    return _attr(dsession(config), "queue", "pytest-xdist", "DSession.queue").put
+
+
+def adopt_workers(config: pytest.Config, nodes: list[Any]) -> None:
+    """Workers started on threads before xdist's loop (``start_worker_on(..., announce=False)``) join the
+    session as if ``NodeManager.setup_nodes`` had returned them: announced, then active. Their events
+    are already waiting on the controller's queue."""
+    active = _attr(dsession(config), "_active_nodes", "pytest-xdist", "DSession._active_nodes")
+    for node in nodes:
+        config.hook.pytest_xdist_newgateway(gateway=_attr(node, "gateway", "pytest-xdist",
+                                                          "WorkerController.gateway"))
+        active.add(node)
+
+
+def timeout_ends_process(config: pytest.Config) -> bool:
+    """pytest-timeout would end the whole process on a timeout: a session timeout with its thread method
+    (it dumps the stacks and calls ``os._exit``). Set in its ``pytest_configure``; checked against 2.4."""
+    return getattr(config, "_env_timeout_method", "signal") == "thread" and bool(getattr(config, "_env_timeout", 0))
 
 
 def end_distributed_run(config: pytest.Config) -> None:

@@ -114,6 +114,9 @@ class Handler(Protocol):
     :cvar knows_changes: optional; True when ``Outcome.changed`` lists everything the task
         changed, so a run that changed nothing leaves its dependents up to date. A handler that
         cannot know (a command) is taken to have changed something whenever it ran.
+    :cvar contained: optional; True when running a task cannot take the calling process down (its
+        work is a subprocess, or this package's own Python). Only such tasks may run in the xdist
+        controller while the workers start (``pytest_orch/xdist/early.py``); others wait for a worker.
 
     Optional method ``writes(task, ctx) -> list[Path] | None``: the files the task would write,
     so the dirty-tree guard asks only about those; None (or no method) guards the whole tree.

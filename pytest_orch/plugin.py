@@ -100,12 +100,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(worker_side, "orch-worker")
         else:
-            from pytest_orch.xdist import remote, scheduler, spawn, specs
+            from pytest_orch.xdist import early, remote, scheduler, spawn, specs
 
             specs.configure_tx(config)  # before xdist's configure reads --tx and --dist
             remote.register(config, orch, config.stash[scheduler.CONTROLLER_KEY])
             config.pluginmanager.register(scheduler, "orch-xdist")
             config.pluginmanager.register(spawn, "orch-xdist-spawn")
+            early.register(config, orch)
 
 
 def _choose_workers(config: pytest.Config, orch: OrchSession) -> str:

@@ -167,6 +167,10 @@ class OrchSession:
         value = getattr(self.handlers[task.type], "typical_seconds", None)
         return None if value is None else float(value)
 
+    def contained(self, task: Task) -> bool:
+        """True when running the task cannot take the process down (see ``Handler``)."""
+        return bool(getattr(self.handlers[task.type], "contained", False))
+
     def knows_changes(self, task: Task) -> bool:
         """True when the handler's ``Outcome.changed`` is all it changed (a command cannot know)."""
         return bool(getattr(self.handlers[task.type], "knows_changes", False))

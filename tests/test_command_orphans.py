@@ -94,7 +94,9 @@ def end_everything(session: subprocess.Popen[bytes], root: Path) -> None:
     (["-n", "2", "--orch-parallel=always"], "worker"),
     (["-n", "2", "--orch-parallel=always"], "controller"),
 ], ids=["in-process", "n2-worker", "n2-controller"])
-def test_sigkill_of_the_starting_process_ends_the_commands_group(pytester, args, victim):
+def test_sigkill_of_the_starting_process_ends_the_commands_group(pytester, monkeypatch, args, victim):
+    if victim == "worker":  # the command must start on a worker, not on the controller while the workers start
+        monkeypatch.setenv("ORCH_EARLY_START", "0")
     pytester.makefile(".yaml", **{"phases/p1": PLAN})
     root = pytester.path
     session = start_session(root, *args)

@@ -169,7 +169,9 @@ groups:
 """
 
 
-def test_when_no_worker_is_left_the_rest_is_reported_not_run(pytester: pytest.Pytester) -> None:
+def test_when_no_worker_is_left_the_rest_is_reported_not_run(pytester: pytest.Pytester,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_EARLY_START", "0")  # the commands would run on the controller before gw0 is up
     pytester.makeconftest(CRASH_CONFTEST)
     pytester.makefile(".yaml", **{"phases/p1": NO_WORKER_LEFT})
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--max-worker-restart=0", "-rs",

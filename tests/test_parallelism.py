@@ -63,7 +63,9 @@ def test_orch_parallel_always_keeps_the_workers(pytester):
     result = pytester.runpytest_subprocess("-n", "2", "--orch-parallel=always", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
     result.stdout.no_fnmatch_line("pytest-orch: -n *")
-    assert workers_of(pytester) <= {"gw0", "gw1"} and workers_of(pytester)
+    result.stdout.fnmatch_lines(["created: 2/2 workers"])
+    # the controller runs the edits while the workers start: with 8 edits of a few ms, often all of them
+    assert workers_of(pytester) <= {"gw0", "gw1", "controller"}
 
 
 def test_slow_tasks_get_the_workers_the_graph_can_use(pytester):
@@ -80,7 +82,7 @@ def test_slow_tasks_get_the_workers_the_graph_can_use(pytester):
     result = pytester.runpytest_subprocess("-n", "4", "--force", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["pytest-orch: -n 4: starting 3 workers, all the plan's graph can use*"])
-    assert workers_of(pytester) <= {"gw0", "gw1", "gw2"}
+    assert workers_of(pytester) <= {"gw0", "gw1", "gw2", "controller"}  # the first may start on the controller
 
 
 def test_a_session_of_plain_tests_beside_a_plan_keeps_its_workers(pytester):

@@ -51,7 +51,9 @@ PLAN = "phase: 1\ngroups:\n  - id: a\n    tasks:\n" + "".join(
 
 
 @pytest.mark.parametrize("workers", ["2", "4"])
-def test_other_plugins_see_the_tasks_only(pytester, workers):
+def test_other_plugins_see_the_tasks_only(pytester, monkeypatch, workers):
+    # every task on a worker, none on the controller while the workers start: the worker loop is under test
+    monkeypatch.setenv("ORCH_EARLY_START", "0")
     pytester.makeconftest(RECORDER)
     pytester.makefile(".yaml", **{"phases/p1": PLAN})
     result = pytester.runpytest_subprocess("-n", workers, "--orch-parallel=always", "-p", "no:cacheprovider")

@@ -94,7 +94,7 @@ class FakeGroup:
 
 def fake_config(group: FakeGroup) -> SimpleNamespace:
     dsession = SimpleNamespace(nodemanager=SimpleNamespace(group=group))
-    return SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: dsession))
+    return SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: dsession), stash=pytest.Stash())
 
 
 def specs(*ids: str) -> list[SimpleNamespace]:

@@ -62,11 +62,29 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> DagScheduling | None:
-    """Our scheduler whenever the session has a valid plan; xdist's is trylast, so ours wins."""
+    """Our scheduler whenever the session has a valid plan; xdist's is trylast, so ours wins.
+
+    After an early start (early.py) it is the one that opened the run on the controller's collection.
+    """
     orch: OrchSession | None = config.stash.get(SESSION_KEY, None)
     if orch is None or not orch.ok or not orch.collects_plan():
         return None
+    opened = config.stash.get(SCHED_KEY, None)
+    if opened is not None:
+        opened.log = log.dagsched
+        return opened
     return DagScheduling(config, config.stash[CONTROLLER_KEY], log)
+
+
+def open_early(config: pytest.Config, ids: list[str], manifest: dict[str, dict[str, list[str]]],
+               workers: int) -> DagScheduling:
+    """The scheduler, opened on the controller's own collection before any worker has collected."""
+    sched = DagScheduling(config, config.stash[CONTROLLER_KEY])
+    sched.numnodes = workers  # xdist's spec list is empty: early.py started the workers itself
+    sched.provisional = True
+    sched.collection = ids
+    sched._start(ids, manifest)
+    return sched
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -129,6 +147,9 @@ class DagScheduling:
         self.numnodes = compat.worker_count(config)
         self.hosts = config.stash.get(HOSTS_KEY, None)  # remote workers: where each item may run
         self._hosts_seen = 0
+        self.provisional = False
+        """The collection is the controller's (early start) until the first worker's arrives."""
+        self.ended_before: set[str] = set()
 
     # -- the protocol's properties -------------------------------------------------------------
     @property
@@ -165,6 +186,10 @@ class DagScheduling:
         if self.collection is None:
             self.collection = ids
             self._start(ids, manifest)
+        elif self.provisional:
+            self.provisional = False
+            if ids != self.collection:
+                self._restart(ids, manifest)
         elif ids != self.collection:
             first = next(iter(self.node2collection))
             msg = compat.collection_diff(self.collection, ids, compat.worker_id_of(first),
@@ -230,13 +255,26 @@ class DagScheduling:
                              slots=slots, caps=caps, rates=rate_keys, buckets=buckets_for(plan.rate_limits))
         self._due(self.core.initially_due())
 
+    def _restart(self, ids: list[str], manifest: dict[str, dict[str, list[str]]]) -> None:
+        """The first worker collected otherwise than the controller did (a plugin that orders or selects
+        per process): the worker's collection is the run's; what ended on the controller stays ended."""
+        self.ended_before = set(self.core.ended) if self.core is not None else set()
+        self.log(f"the first worker's collection differs from the controller's; {len(self.ended_before)} "
+                 "items had ended there")
+        self.collection = ids
+        self._start(ids, manifest)
+
+    def ended_here(self, nodeid: str) -> None:
+        """The controller ran this item itself (early start): its dependents become due."""
+        self._due(self._ended(nodeid))
+
     # -- decisions: the controller's ---------------------------------------------------------------
     def _due(self, keys: list[str]) -> None:
         """Ask the controller about each due key: ready to run, or reported and ended there."""
         work = list(keys)
         while work:
             nodeid = work.pop(0)
-            if is_barrier(nodeid):  # no item: it has ended as soon as it is due
+            if is_barrier(nodeid) or nodeid in self.ended_before:  # no item to run: it has ended
                 work.extend(self.core.end(nodeid))
                 continue
             decision = self.controller.decide(nodeid, self.needs.get(nodeid))

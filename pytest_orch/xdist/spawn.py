@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 
 from pytest_orch import compat
+from pytest_orch.xdist.early import STARTED_KEY
 
 
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     group = compat.gateway_group(config)
+    started_early = config.stash.get(STARTED_KEY, set())  # early.py starts those on threads of its own
     local = [spec for spec in specs if getattr(spec, "popen", False) and not getattr(spec, "via", None)
-             and getattr(spec, "id", None)]
+             and getattr(spec, "id", None) and spec.id not in started_early]
     if group is None or len(local) < 2 or "makegateway" in vars(group):
         return
     with ThreadPoolExecutor(len(local), thread_name_prefix="orch-spawn") as pool:

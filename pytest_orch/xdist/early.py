@@ -1,0 +1,180 @@
+"""Early start under ``-n``: the controller runs the first tasks while its workers are starting.
+
+xdist's controller never runs a test. It starts its workers, and the first task waits until one of
+them has imported pytest and collected: measured on two cores at ``-n 4``, the first task started
+0.9 to 1.4 s after launch, and the controller sat idle for most of that time (benchmarks/README.md).
+
+With a plan and local workers only, the controller here
+
+1. starts every worker on a thread of its own (gateway, then xdist's worker setup), so it is free
+   while they come up, instead of waiting in xdist's loop until each interpreter has answered;
+2. collects the session itself, as pytest does without ``-n`` (the same paths, so the same items
+   and selection as each worker will have);
+3. opens the run with the scheduler's own ready set and runs ready *tasks* in this process,
+   highest priority first, each decided by the coordinator like any other, until the first worker
+   has collected (a plain test always waits for a worker);
+4. hands the workers to xdist's loop, and the same scheduler goes on from where the run is: a task
+   that ended here is never sent to a worker.
+
+Every task run here is a pytest item like any other: its reports go through the same hooks (the
+terminal, JUnit, run.json, pytest-html), it gets the same timeout and retries. ``ORCH_EARLY_START=0``
+turns this off (for the benchmark that compares both).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_orch import compat
+from pytest_orch.collect import TaskItem
+from pytest_orch.xdist.worker import resolve_dependencies
+
+if TYPE_CHECKING:
+    from pytest_orch.session import OrchSession
+    from pytest_orch.xdist.scheduler import DagScheduling
+
+ENABLED = os.environ.get("ORCH_EARLY_START", "1") != "0"
+CONTROLLER = "controller"
+"""The ``worker`` of a task the controller ran (run.json, the timeline's lane)."""
+STARTED_KEY = pytest.StashKey[set[str]]()
+"""The ids of the specs whose workers early start has started (spawn.py leaves them alone)."""
+
+
+class EarlyStart:
+    """Registered on the controller with a plan under xdist; acts only when every worker is local."""
+
+    def __init__(self, config: pytest.Config, orch: OrchSession) -> None:
+        self.config = config
+        self.orch = orch
+        self.active = False
+        self.collected = threading.Event()
+        self.starting: list[tuple[Any, Future[Any]]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self.running_here = False
+
+    @staticmethod
+    def wanted(config: pytest.Config, orch: OrchSession) -> bool:
+        settings = orch.settings
+        return (ENABLED and orch.ok and orch.collects_plan() and not config.option.collectonly
+                and not (settings.status or settings.dry_run or settings.graph or settings.ci_command))
+
+    # -- 1. workers start on threads --------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        local = [s for s in specs if compat.spec_field(s, "popen") and not compat.spec_field(s, "via")
+                 and not compat.spec_field(s, "chdir") and compat.spec_field(s, "id")]
+        group = compat.gateway_group(config)
+        if group is None or not local or len(local) != len(specs) or compat.timeout_ends_process(config):
+            # remote hosts or specs we do not know: xdist (and remote.py) start them; a timeout that
+            # ends its process must not end the controller's
+            return
+        self.active = True
+        putevent = compat.controller_event_putter(config)
+
+        def put(event: tuple[str, dict[str, Any]]) -> None:
+            if event[0] == "collectionfinish":
+                self.collected.set()
+            putevent(event)
+
+        def start(spec: Any) -> Any:
+            return compat.start_worker_on(config, group.makegateway(spec), put, announce=False)
+
+        self._pool = ThreadPoolExecutor(len(local), thread_name_prefix="orch-start")
+        self.starting = [(spec, self._pool.submit(start, spec)) for spec in local]
+        config.stash[STARTED_KEY] = {spec.id for spec in local}
+
+    def take_started_specs(self, specs: list[Any]) -> None:
+        """After every other ``pytest_xdist_setupnodes`` (xdist's status line keeps them): started here,
+        so xdist's own loop starts none of them and returns at once."""
+        started = self.config.stash.get(STARTED_KEY, set())
+        specs[:] = [spec for spec in specs if spec.id not in started]
+
+    # -- 2. the controller collects ----------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        if not self.active:
+            return None
+        session.perform_collect()
+        return True  # xdist's own pytest_collection would stop the controller from collecting
+
+    # -- 3. run tasks here until a worker is ready; 4. hand the workers over -------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if not self.active:
+            return
+        from pytest_orch.xdist.scheduler import open_early
+
+        try:
+            if session.items and not session.shouldfail and not session.shouldstop:
+                sched = open_early(self.config, [i.nodeid for i in session.items],
+                                   resolve_dependencies(session.items, set(self.orch.plan.tasks)),
+                                   workers=len(self.starting))
+                self._run_here(session, sched)
+        finally:
+            self._adopt()
+
+    def _run_here(self, session: pytest.Session, sched: DagScheduling) -> None:
+        # only a task that cannot take this process down: a crash must cost a worker, not the run
+        tasks = {item.nodeid: item for item in session.items
+                 if isinstance(item, TaskItem) and self.orch.contained(item.task)}
+        graph = self.orch.graph
+        while not self.collected.is_set() and not (session.shouldfail or session.shouldstop):
+            nodeid = sched.core.pop(accept=tasks.__contains__) if sched.core is not None else None
+            if nodeid is None:
+                return  # nothing ready that this process may run: the workers take it from here
+            item = tasks[nodeid]
+            # pytest-dependency knows only this process's results: the coordinator has checked the rest
+            compat.mark_dependencies_done(item, sorted(graph.direct.get(item.task.id, ())))
+            self.running_here = True
+            try:
+                item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
+            finally:
+                self.running_here = False
+            sched.ended_here(nodeid)
+        if session.shouldfail or session.shouldstop:
+            sched.stopped = True  # -x or --maxfail met here: start nothing on the workers either
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """Say where it ran: reports from workers carry their node, these the controller's name."""
+        report = yield
+        if self.running_here:
+            report.worker_id = CONTROLLER
+        return report
+
+    def _adopt(self) -> None:
+        """The workers join xdist's session; one that could not start is started by xdist, which reports why."""
+        nodes = []
+        for spec, future in self.starting:
+            try:
+                nodes.append(future.result())
+            except Exception:  # noqa: BLE001 - xdist starts it again below and reports the error its own way
+                manager = compat.node_manager(self.config)
+                nodes.append(manager.setup_node(spec, compat.controller_event_putter(self.config)))
+        self.starting = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        compat.adopt_workers(self.config, nodes)
+
+
+class TakeStartedSpecs:
+    """The last ``pytest_xdist_setupnodes``: takes the specs EarlyStart started off xdist's list."""
+
+    def __init__(self, early: EarlyStart) -> None:
+        self.early = early
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        self.early.take_started_specs(specs)
+
+
+def register(config: pytest.Config, orch: OrchSession) -> None:
+    if EarlyStart.wanted(config, orch):
+        early = EarlyStart(config, orch)
+        config.pluginmanager.register(early, "orch-early-start")
+        config.pluginmanager.register(TakeStartedSpecs(early), "orch-early-start-specs")
