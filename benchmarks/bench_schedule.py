@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,19 +90,56 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+# The end of a run, timed apart on the controller: when xdist had stopped every worker (its
+# NodeManager.teardown_nodes, in sessionfinish, returned), how long pytest-orch's reports took
+# (Controller._write_reports, notifications included), and when unconfigure ended (what is left
+# is the interpreter's own exit).
+END_TIMING_PLUGIN = """
+import json, os, time
+import pytest
+marks = {"down": [], "reports": 0.0}
+def timed(func, after):
+    def wrapper(*args, **kwargs):
+        start = time.time()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            after(start, time.time())
+    return wrapper
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    config = session.config
+    manager = getattr(config.pluginmanager.getplugin("dsession"), "nodemanager", None)
+    if manager is not None:
+        manager.teardown_nodes = timed(manager.teardown_nodes, lambda s, e: marks["down"].append(e))
+    controller = config.pluginmanager.getplugin("orch-controller")
+    controller._write_reports = timed(controller._write_reports, lambda s, e: marks.update(reports=e - s))
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        marks["unconfigured"] = time.time()
+        with open(os.path.join(str(config.rootpath), "end-timing.json"), "w") as out:
+            json.dump(marks, out)
+"""
+
+
 def run_plan(deps: dict[str, list[str]], command: str, workers: int, env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         root = Path(tmp)
         (root / "phases").mkdir()
         (root / "phases" / "bench.yaml").write_text(plan_yaml(deps, command))
         (root / "pytest.ini").write_text("[pytest]\n")
-        args = PYTEST + ["-q", "-p", "no:cacheprovider", "--force"]
+        (root / "orch_bench_timing.py").write_text(END_TIMING_PLUGIN)
+        args = PYTEST + ["-q", "-p", "no:cacheprovider", "--force", "-p", "orch_bench_timing"]
         args += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
         launch = time.time()
         t0 = time.perf_counter()
-        proc = subprocess.run(args, cwd=root, capture_output=True, text=True, env={**ENV, **(env or {})})
+        proc = subprocess.run(args, cwd=root, capture_output=True, text=True,
+                              env={**ENV, "PYTHONPATH": str(root), **(env or {})})
         wall = time.perf_counter() - t0
+        exited = launch + wall
         run = json.loads((root / "reports" / "run.json").read_text())
+        end = json.loads((root / "end-timing.json").read_text())
     tasks = {t["id"]: t for t in run["tasks"]}
     starts = {k: parse_iso(t["started"]) for k, t in tasks.items() if t["started"]}
     ends = {k: parse_iso(t["finished"]) for k, t in tasks.items() if t["finished"]}
@@ -110,8 +148,13 @@ def run_plan(deps: dict[str, list[str]], command: str, workers: int, env: dict[s
     outcomes: dict[str, int] = {}
     for t in tasks.values():
         outcomes[t["outcome"]] = outcomes.get(t["outcome"], 0) + 1
+    last = max(ends.values()) if ends else launch
     return {
         "wall": wall, "exit": proc.returncode, "outcomes": outcomes, "violations": violations,
+        # last task's end -> every worker stopped; the reports; unconfigured -> the process has exited
+        "down": max(end["down"]) - last if end["down"] else 0.0,
+        "reports": end["reports"],
+        "exited": exited - end["unconfigured"],
         "span": max(ends.values()) - min(starts.values()) if starts else 0.0,
         "first": min(starts.values()) - launch if starts else float("nan"),
         "tail": proc.stdout[-2000:] + proc.stderr[-2000:],
@@ -186,39 +229,59 @@ def main() -> int:
     parser.add_argument("--floor", action="store_true",
                         help="also run each workload's commands as plain pytest tests on plain xdist")
     parser.add_argument("--no-prefetch", action="store_true", help="set ORCH_PREFETCH=0 (compare)")
+    parser.add_argument("--no-early-start", action="store_true", help="set ORCH_EARLY_START=0 (compare)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row; each figure is their median")
     options = parser.parse_args()
     env = {"ORCH_PREFETCH": "0"} if options.no_prefetch else {}
+    if options.no_early_start:
+        env["ORCH_EARLY_START"] = "0"
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {datetime.now().date().isoformat()}")
     print()
+    print(f"median of {options.repeat} runs per row; the floor rows alternate with pytest-orch's")
+    print()
     print("| workload | -n | tasks | wall s | LB s | wall/LB | span s | span/LB | span/LBm | launch->first s "
-          "| dep. violations | outcomes |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| last->workers down s | reports s | exit s | dep. violations | outcomes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     run_plan({"warm": []}, "true", 2, env)  # fills the bytecode cache
     for name, (deps, command, seconds) in workloads().items():
         if options.only and name not in options.only:
             continue
         for workers in options.workers or [1, 4]:
-            r = run_plan(deps, command, workers, env)
             lb = lower_bound(deps, seconds, workers)
+            work_lb = seconds * len(deps) / max(workers, 1)
+            with_floor = options.floor and workers > 0 and seconds > 0 and abs(lb - work_lb) < 1e-9
+            runs, plains = [], []
+            for _ in range(max(options.repeat, 1)):  # interleaved: both see the same machine
+                runs.append(run_plan(deps, command, workers, env))
+                if with_floor:
+                    plains.append(run_plain(len(deps), command, workers))
+            r = {key: statistics.median(x[key] for x in runs)
+                 for key in ("wall", "span", "first", "down", "reports", "exited")}
+            r["lbm"] = statistics.median(x["span"] / measured_bound(deps, x["tasks"], workers) for x in runs)
+            violations = sum(x["violations"] for x in runs)
             def ratio(x: float, lb: float = lb) -> str:
                 return f"{x / lb:.3f}" if lb > 0 else "-"
-            lbm = measured_bound(deps, r["tasks"], workers)
-            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(runs[-1]["outcomes"].items()))
             print(f"| {name} | {workers} | {len(deps)} | {r['wall']:.2f} | {lb:.2f} | {ratio(r['wall'])} | "
-                  f"{r['span']:.2f} | {ratio(r['span'])} | {r['span'] / lbm:.3f} | {r['first']:.2f} | "
-                  f"{r['violations']} | {outcomes} |", flush=True)
-            if r["violations"] or r["exit"] != 0:
+                  f"{r['span']:.2f} | {ratio(r['span'])} | {r['lbm']:.3f} | {r['first']:.2f} | "
+                  f"{r['down']:.2f} | {r['reports']:.2f} | {r['exited']:.2f} | {violations} | {outcomes} |",
+                  flush=True)
+            bad = [x for x in runs if x["violations"] or x["exit"] != 0]
+            if bad:
                 failed = True
-                print(r["tail"], file=sys.stderr)
-            work_lb = seconds * len(deps) / max(workers, 1)
-            if options.floor and workers > 0 and seconds > 0 and abs(lb - work_lb) < 1e-9:
+                print(bad[0]["tail"], file=sys.stderr)
+            if with_floor:
                 # only where the bound is the work, not a dependency path: plain xdist keeps no order
-                plain = run_plain(len(deps), command, workers)
+                plain = {key: statistics.median(x[key] for x in plains) for key in ("wall", "span", "first")}
+                plain["exit"] = max(x["exit"] for x in plains)
+                plain["tail"] = plains[-1]["tail"]
                 print(f"| {name}, floor | {workers} | {len(deps)} | {plain['wall']:.2f} | {work_lb:.2f} | "
                       f"{plain['wall'] / work_lb:.3f} | {plain['span']:.2f} | {plain['span'] / work_lb:.3f} | - | "
-                      f"{plain['first']:.2f} | - | exit {plain['exit']} |", flush=True)
+                      f"{plain['first']:.2f} | - | - | - | - | exit {plain['exit']} |", flush=True)
+                print(f"| {name}, span / floor's span | {workers} | | | | | | {r['span'] / plain['span']:.3f} "
+                      "| | | | | | | |", flush=True)
                 if plain["exit"] != 0:
                     print(plain["tail"], file=sys.stderr)
     if options.overhead:

@@ -460,6 +460,7 @@ PROBES["pytest: the rootdir decision"] = _probe_plan_input
 # Checked against pytest-xdist 3.8.0 (xdist/dsession.py, xdist/workermanage.py), execnet 2.1.2
 # (execnet/multi.py, gateway_io.py) and pytest-rerunfailures 16.7. Probed in _probe_remote below.
 CHECKED["pytest-rerunfailures"] = "15.0 to 16.7"
+CHECKED["pytest-timeout"] = "2.4"
 
 
 def node_manager(config: pytest.Config) -> Any:
@@ -623,6 +624,23 @@ def timeout_ends_process(config: pytest.Config) -> bool:
     return getattr(config, "_env_timeout_method", "signal") == "thread" and bool(getattr(config, "_env_timeout", 0))
 
 
+def wait_worker_session_closed(node: Any, timeout: float) -> bool:
+    """Wait until the worker's pytest session has ended and its ``remote_exec`` returned (xdist's channel
+    closed); True then, False on timeout."""
+    channel = _attr(node, "channel", "pytest-xdist", "WorkerController.channel")
+    try:
+        channel.waitclose(timeout)
+    except Exception:  # noqa: BLE001 - closed with an error, or not in time: leave it to xdist's teardown
+        return False
+    return True
+
+
+def exit_worker_process(node: Any) -> None:
+    """Tell a worker's interpreter to exit now, as ``NodeManager.teardown_nodes`` does for all at the end;
+    its ``Group.terminate`` still waits for the process then."""
+    _attr(node, "gateway", "pytest-xdist", "WorkerController.gateway").exit()
+
+
 def end_distributed_run(config: pytest.Config) -> None:
     """No worker is left: let xdist's loop end (it raises when its last node is gone without this)."""
     _attr(dsession(config), "triggershutdown", "pytest-xdist", "DSession.triggershutdown")()
@@ -700,3 +718,25 @@ def _source(func: Callable[..., Any]) -> str:
 
 
 PROBES["pytest-xdist, execnet, pytest-rerunfailures: remote workers"] = _probe_remote
+
+
+def _probe_early_start() -> None:
+    """What early start (xdist/early.py) and the early exit of workers (xdist/stop.py) use."""
+    import pytest_timeout
+    from xdist.dsession import DSession, TerminalDistReporter
+    from xdist.workermanage import NodeManager, WorkerController
+
+    if "self.channel" not in _source(WorkerController.setup):
+        raise moved("pytest-xdist", "WorkerController.channel")
+    if "self.nodemanager.setup_nodes" not in _source(DSession.pytest_sessionstart):
+        raise moved("pytest-xdist", "DSession.pytest_sessionstart starting the nodes")
+    if "self._status[spec.id]" not in _source(TerminalDistReporter.setstatus):
+        raise moved("pytest-xdist", "the status line keyed by spec id (specs taken off the list keep it)")
+    if "for spec in self.specs" not in _source(NodeManager.setup_nodes):
+        raise moved("pytest-xdist", "NodeManager.setup_nodes starting each spec of its list")
+    configure = _source(pytest_timeout.pytest_configure)
+    if "_env_timeout_method" not in configure or "_env_timeout =" not in configure:
+        raise moved("pytest-timeout", "config._env_timeout and config._env_timeout_method")
+
+
+PROBES["pytest-xdist, pytest-timeout: early start and early exit of workers"] = _probe_early_start

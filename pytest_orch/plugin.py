@@ -100,13 +100,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(worker_side, "orch-worker")
         else:
-            from pytest_orch.xdist import early, remote, scheduler, spawn, specs
+            from pytest_orch.xdist import early, remote, scheduler, spawn, specs, stop
 
             specs.configure_tx(config)  # before xdist's configure reads --tx and --dist
             remote.register(config, orch, config.stash[scheduler.CONTROLLER_KEY])
             config.pluginmanager.register(scheduler, "orch-xdist")
             config.pluginmanager.register(spawn, "orch-xdist-spawn")
             early.register(config, orch)
+            config.pluginmanager.register(stop.ExitWhenDone(config), "orch-xdist-stop")
 
 
 def _choose_workers(config: pytest.Config, orch: OrchSession) -> str:
