@@ -129,3 +129,21 @@ def test_without_early_start_every_task_waits_for_a_worker(pytester: pytest.Pyte
     result, tasks = run(pytester, "-n", "2")
     result.assert_outcomes(passed=3)
     assert {t["worker"] for t in tasks.values()} <= {"gw0", "gw1"}
+
+
+def test_a_task_known_to_be_long_waits_for_a_worker(pytester: pytest.Pytester) -> None:
+    """While the controller runs a task it hands out no work: a long one would hold the workers back."""
+    pytester.makefile(".yaml", **{"phases/p1": """
+        phase: 1
+        groups:
+          - id: g
+            tasks:
+              - {id: build1, type: command, run: "sleep 1"}
+              - {id: build2, type: command, run: "sleep 1"}
+              - {id: edit, type: command, run: "true"}
+        """})
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)  # durations to go by
+    result, tasks = run(pytester, "-n", "2", "--force")
+    result.assert_outcomes(passed=3)
+    assert tasks["build1"]["worker"] in ("gw0", "gw1") and tasks["build2"]["worker"] in ("gw0", "gw1")
+    assert tasks["edit"]["worker"] == "controller"  # a few milliseconds: it runs while the workers start

@@ -12,7 +12,10 @@ With a plan and local workers only, the controller here
    and selection as each worker will have);
 3. opens the run with the scheduler's own ready set and runs ready *tasks* in this process,
    highest priority first, each decided by the coordinator like any other, until the first worker
-   has collected (a plain test always waits for a worker);
+   has collected (a plain test always waits for a worker). While it runs a task, the controller
+   cannot hand out work, so a task starts here only if it is expected to end before the first
+   worker is expected to be up (its last duration, else its handler's typical time, else 0.5 s),
+   or is short anyway: a 30 s build never holds four idle workers back;
 4. hands the workers to xdist's loop, and the same scheduler goes on from where the run is: a task
    that ended here is never sent to a worker.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,7 @@ import pytest
 
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
+from pytest_orch.parallelism import EACH_MORE_WORKER_SECONDS, FIRST_WORKER_SECONDS, estimator
 from pytest_orch.xdist.worker import resolve_dependencies
 
 if TYPE_CHECKING:
@@ -43,6 +48,8 @@ CONTROLLER = "controller"
 """The ``worker`` of a task the controller ran (run.json, the timeline's lane)."""
 STARTED_KEY = pytest.StashKey[set[str]]()
 """The ids of the specs whose workers early start has started (spawn.py leaves them alone)."""
+SHORT_SECONDS = 0.05
+"""A task expected to take no longer may start here whenever no worker has collected yet (an edit)."""
 
 
 class EarlyStart:
@@ -56,6 +63,8 @@ class EarlyStart:
         self.starting: list[tuple[Any, Future[Any]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self.running_here = False
+        self.workers_expected = 0.0
+        """When the first worker is expected to have collected (time.monotonic())."""
 
     @staticmethod
     def wanted(config: pytest.Config, orch: OrchSession) -> bool:
@@ -84,6 +93,7 @@ class EarlyStart:
         def start(spec: Any) -> Any:
             return compat.start_worker_on(config, group.makegateway(spec), put, announce=False)
 
+        self.workers_expected = time.monotonic() + FIRST_WORKER_SECONDS + EACH_MORE_WORKER_SECONDS * (len(local) - 1)
         self._pool = ThreadPoolExecutor(len(local), thread_name_prefix="orch-start")
         self.starting = [(spec, self._pool.submit(start, spec)) for spec in local]
         config.stash[STARTED_KEY] = {spec.id for spec in local}
@@ -122,9 +132,19 @@ class EarlyStart:
         # only a task that cannot take this process down: a crash must cost a worker, not the run
         tasks = {item.nodeid: item for item in session.items
                  if isinstance(item, TaskItem) and self.orch.contained(item.task)}
+        history = sched.controller.history
+        estimate = estimator(history.durations() if history is not None else {},
+                             lambda task_id: self.orch.typical_seconds(self.orch.plan.tasks[task_id]))
+
+        def fits(nodeid: str) -> bool:
+            if nodeid not in tasks:
+                return False
+            left = self.workers_expected - time.monotonic()
+            return estimate(tasks[nodeid].task.id) <= max(left, SHORT_SECONDS)
+
         graph = self.orch.graph
         while not self.collected.is_set() and not (session.shouldfail or session.shouldstop):
-            nodeid = sched.core.pop(accept=tasks.__contains__) if sched.core is not None else None
+            nodeid = sched.core.pop(accept=fits) if sched.core is not None else None
             if nodeid is None:
                 return  # nothing ready that this process may run: the workers take it from here
             item = tasks[nodeid]
