@@ -280,8 +280,11 @@ def main() -> int:
                 print(f"| {name}, floor | {workers} | {len(deps)} | {plain['wall']:.2f} | {work_lb:.2f} | "
                       f"{plain['wall'] / work_lb:.3f} | {plain['span']:.2f} | {plain['span'] / work_lb:.3f} | - | "
                       f"{plain['first']:.2f} | - | - | - | - | exit {plain['exit']} |", flush=True)
-                print(f"| {name}, span / floor's span | {workers} | | | | | | {r['span'] / plain['span']:.3f} "
-                      "| | | | | | | |", flush=True)
+                # with early start the first tasks run before any worker is up, which lengthens the span:
+                # launch to the last task's end compares the two runs whatever the start
+                print(f"| {name}: span / floor's; launch->last end / floor's | {workers} | | | | | | "
+                      f"{r['span'] / plain['span']:.3f} | | "
+                      f"{(r['first'] + r['span']) / (plain['first'] + plain['span']):.3f} | | | | | |", flush=True)
                 if plain["exit"] != 0:
                     print(plain["tail"], file=sys.stderr)
     if options.overhead:
