@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 
 import pytest
+import xmlschema
 
 from conftest import handler_conftest
 
 pytest.importorskip("xdist")
+
+JUNIT_SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit-10.xsd"))
 
 SLOW_WORKERS = '''
 import os, time
@@ -147,3 +152,22 @@ def test_a_task_known_to_be_long_waits_for_a_worker(pytester: pytest.Pytester) -
     result.assert_outcomes(passed=3)
     assert tasks["build1"]["worker"] in ("gw0", "gw1") and tasks["build2"]["worker"] in ("gw0", "gw1")
     assert tasks["edit"]["worker"] == "controller"  # a few milliseconds: it runs while the workers start
+
+
+def test_reporters_see_every_task_wherever_it_ran(pytester: pytest.Pytester) -> None:
+    names = [f"c{i:02d}" for i in range(12)]
+    pytester.makeconftest(SLOW_WORKERS)
+    pytester.makefile(".yaml", **{"phases/p1": chain(names, command="sleep 0.3")})
+    pytester.makepyfile(test_unit="def test_plain():\n    pass\n")
+    result, tasks = run(pytester, "-n", "2", "--json-report", "--json-report-file=report.json",
+                        "--junitxml=out.xml", "-v")
+    result.assert_outcomes(passed=13)
+    assert {t["worker"] for t in tasks.values()} >= {"controller"} and len({t["worker"] for t in tasks.values()}) > 1
+    for name in names:  # a line per task, from a worker ("[gw0] ... PASSED ... c01") or not ("c00 PASSED")
+        assert re.search(rf"(PASSED.*::{name} |::{name} PASSED)", result.stdout.str()), name
+    json_report = json.loads((pytester.path / "report.json").read_text())
+    seen = {t["nodeid"]: t["outcome"] for t in json_report["tests"]}
+    assert seen == {**{f"phases/p1.yaml::1::g::{n}": "passed" for n in names}, "test_unit.py::test_plain": "passed"}
+    for path in (pytester.path / "out.xml", pytester.path / "reports" / "junit.xml"):
+        JUNIT_SCHEMA.validate(str(path))
+        assert path.read_text().count("<testcase ") == 13, path
