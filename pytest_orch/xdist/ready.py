@@ -160,6 +160,8 @@ class ReadySet(Generic[K]):
 
     def token_wait(self) -> float | None:
         """Seconds until a ready key held back only by a rate limit may start, else None."""
+        if not self._buckets:
+            return None  # asked after every hand-out: without rate limits, no walk over the ready keys
         waits = []
         full = {s for s, n in self._running_in.items() if n >= self._caps[s]}
         for key in self._ready:

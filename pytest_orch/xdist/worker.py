@@ -100,6 +100,9 @@ def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[s
     out: pytest-dependency reports them as it always does. Each such item's needs are stashed on
     it too (``needs_of``), for the in-process coordinator.
     """
+    depending = [item for item in items if not isinstance(item, TaskItem) and _depends_on_something(item)]
+    if not depending:
+        return {}  # a task's edges come from the plan's graph: nothing to resolve (the usual plan session)
     scopes = compat.dependency_scopes()
     automark = bool(items) and items[0].config.getini("automark_dependency")
     names: dict[tuple[str, int, str], str] = {}
@@ -118,14 +121,11 @@ def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[s
             name = given or _default_name(item.nodeid, scope)
             if name:
                 names[(scope, id(node), name)] = item.nodeid
+    task_of_node = {nodeid: task_id for task_id, nodeid in task_nodes.items()}
     manifest: dict[str, dict[str, list[str]]] = {}
-    for item in items:
-        if isinstance(item, TaskItem):
-            continue  # a task's edges come from the plan's graph
+    for item in depending:
         marker = item.get_closest_marker("dependency")
-        depends = list(marker.kwargs.get("depends") or []) if marker is not None else []
-        if not depends:
-            continue
+        depends = list(marker.kwargs.get("depends") or [])
         scope = marker.kwargs.get("scope", "module")
         node = item.getparent(scopes[scope]) if scope in scopes else None
         entry: dict[str, list[str]] = {"nodes": [], "tasks": [], "names": []}
@@ -138,7 +138,7 @@ def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[s
                     entry["names"].append(name)
                     continue
             if target is not None and target != item.nodeid:
-                task_of_target = next((t for t, n in task_nodes.items() if n == target), None)
+                task_of_target = task_of_node.get(target)
                 if task_of_target is not None:
                     entry["tasks"].append(task_of_target)
                 entry["nodes"].append(target)
@@ -148,8 +148,13 @@ def resolve_dependencies(items: list[pytest.Item], task_ids: set[str]) -> dict[s
             item.stash[RESOLVED_KEY] = entry["names"]
             item.stash[NEEDS_KEY] = PlainNeeds(
                 tasks=tuple(entry["tasks"]),
-                nodes=tuple(n for n in entry["nodes"] if n not in task_nodes.values()))
+                nodes=tuple(n for n in entry["nodes"] if n not in task_of_node))
     return manifest
+
+
+def _depends_on_something(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("dependency")
+    return marker is not None and bool(marker.kwargs.get("depends"))
 
 
 # -- worker hooks (registered on workers only) ----------------------------------------------------
