@@ -9,7 +9,8 @@ With a plan and local workers only, the controller here
 1. starts every worker on a thread of its own (gateway, then xdist's worker setup), so it is free
    while they come up, instead of waiting in xdist's loop until each interpreter has answered;
 2. collects the session itself, as pytest does without ``-n`` (the same paths, so the same items
-   and selection as each worker will have);
+   and selection as each worker will have), when those paths hold the plan alone: a session with
+   plain tests keeps xdist's way, and every item waits for a worker;
 3. opens the run with the scheduler's own ready set and runs ready *tasks* in this process,
    highest priority first, each decided by the coordinator like any other, until the first worker
    has collected (a plain test always waits for a worker). While it runs a task, the controller
@@ -26,10 +27,12 @@ turns this off (for the benchmark that compares both).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -48,6 +51,9 @@ CONTROLLER = "controller"
 """The ``worker`` of a task the controller ran (run.json, the timeline's lane)."""
 STARTED_KEY = pytest.StashKey[set[str]]()
 """The ids of the specs whose workers early start has started (spawn.py leaves them alone)."""
+WORKER_START = os.environ.get("ORCH_WORKER_START_SECONDS")
+"""How long the first worker is expected to take to be up, when the default (parallelism.py's) is wrong
+for a machine; the tests set it to hold the decision still on a loaded one."""
 SHORT_SECONDS = 0.05
 """A task expected to take no longer may start here whenever no worker has collected yet (an edit)."""
 
@@ -78,9 +84,12 @@ class EarlyStart:
         local = [s for s in specs if compat.spec_field(s, "popen") and not compat.spec_field(s, "via")
                  and not compat.spec_field(s, "chdir") and compat.spec_field(s, "id")]
         group = compat.gateway_group(config)
-        if group is None or not local or len(local) != len(specs) or compat.timeout_ends_process(config):
-            # remote hosts or specs we do not know: xdist (and remote.py) start them; a timeout that
-            # ends its process must not end the controller's
+        if group is None or not local or len(local) != len(specs) or compat.timeout_ends_process(config) \
+                or not collects_plan_alone(config):
+            # remote hosts or specs we do not know: xdist (and remote.py) start them; a timeout that ends
+            # its process must not end the controller's; with plain tests in the session the controller
+            # would import every test module (seconds for a large suite, on the cores the workers start
+            # on) and report a broken one twice: every item waits for a worker
             return
         self.active = True
         putevent = compat.controller_event_putter(config)
@@ -93,7 +102,8 @@ class EarlyStart:
         def start(spec: Any) -> Any:
             return compat.start_worker_on(config, group.makegateway(spec), put, announce=False)
 
-        self.workers_expected = time.monotonic() + FIRST_WORKER_SECONDS + EACH_MORE_WORKER_SECONDS * (len(local) - 1)
+        expected = FIRST_WORKER_SECONDS + EACH_MORE_WORKER_SECONDS * (len(local) - 1)
+        self.workers_expected = time.monotonic() + (float(WORKER_START) if WORKER_START else expected)
         self._pool = ThreadPoolExecutor(len(local), thread_name_prefix="orch-start")
         self.starting = [(spec, self._pool.submit(start, spec)) for spec in local]
         config.stash[STARTED_KEY] = {spec.id for spec in local}
@@ -119,8 +129,9 @@ class EarlyStart:
             return
         from pytest_orch.xdist.scheduler import open_early
 
-        try:
-            if session.items and not session.shouldfail and not session.shouldstop:
+        collection_failed = session.testsfailed and not self.config.option.continue_on_collection_errors
+        try:  # after a collection error nothing runs here; xdist's workers report it and stop the run
+            if session.items and not collection_failed and not session.shouldfail and not session.shouldstop:
                 sched = open_early(self.config, [i.nodeid for i in session.items],
                                    resolve_dependencies(session.items, set(self.orch.plan.tasks)),
                                    workers=len(self.starting))
@@ -180,6 +191,31 @@ class EarlyStart:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
         compat.adopt_workers(self.config, nodes)
+
+
+def collects_plan_alone(config: pytest.Config) -> bool:
+    """Whether the session's paths hold no file pytest would collect as Python tests (or doctests).
+
+    A conservative look, without importing anything: a file named like a test module outside the
+    folders pytest does not recurse into counts, wherever it is.
+    """
+    patterns = list(config.getini("python_files"))
+    if config.getoption("doctestmodules", False):
+        patterns.append("*.py")
+    patterns.extend(config.getoption("doctestglob", None) or ["test*.txt"])  # pytest's doctest default
+    skip = list(config.getini("norecursedirs"))
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        if path.is_file():
+            if any(fnmatch.fnmatch(path.name, p) for p in patterns):
+                return False
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in skip)
+                       and not (Path(folder, d) / "pyvenv.cfg").is_file()]
+            if any(fnmatch.fnmatch(name, p) for name in files for p in patterns):
+                return False
+    return True
 
 
 class TakeStartedSpecs:
