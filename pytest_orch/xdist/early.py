@@ -40,6 +40,7 @@ import pytest
 from pytest_orch import compat
 from pytest_orch.collect import TaskItem
 from pytest_orch.parallelism import EACH_MORE_WORKER_SECONDS, FIRST_WORKER_SECONDS, estimator
+from pytest_orch.xdist.specs import TakeSpecsLast
 from pytest_orch.xdist.worker import resolve_dependencies
 
 if TYPE_CHECKING:
@@ -218,19 +219,8 @@ def collects_plan_alone(config: pytest.Config) -> bool:
     return True
 
 
-class TakeStartedSpecs:
-    """The last ``pytest_xdist_setupnodes``: takes the specs EarlyStart started off xdist's list."""
-
-    def __init__(self, early: EarlyStart) -> None:
-        self.early = early
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
-        self.early.take_started_specs(specs)
-
-
 def register(config: pytest.Config, orch: OrchSession) -> None:
     if EarlyStart.wanted(config, orch):
         early = EarlyStart(config, orch)
         config.pluginmanager.register(early, "orch-early-start")
-        config.pluginmanager.register(TakeStartedSpecs(early), "orch-early-start-specs")
+        config.pluginmanager.register(TakeSpecsLast(early.take_started_specs), "orch-early-start-specs")

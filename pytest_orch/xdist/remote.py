@@ -30,6 +30,7 @@ from pytest_orch import compat
 from pytest_orch.xdist.hosts import LOCAL, HostTable, Placement, Worker, host_of_spec, pinned_hosts, placement_of
 from pytest_orch.xdist.specs import (
     PROBE,
+    TakeSpecsLast,
     controller_commit,
     is_remote,
     keepalive_interval,
@@ -74,7 +75,7 @@ class RemoteHosts:
     # -- start --------------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
-        """Start every remote gateway now, each on its own thread; ``Joiner`` collects them."""
+        """Start every remote gateway now, each on its own thread; ``_arrived`` starts each one's worker."""
         remote = [s for s in specs if is_remote(s)]
         compat.take_over_setup_node(config, self._setup_node)
         compat.take_over_node_loss(config, self._node_down, self._workers_left)
@@ -313,17 +314,6 @@ class RemoteHosts:
                 terminalreporter.write_line(line, **({colour: True} if colour else {}))
 
 
-class Joiner:
-    """The last ``pytest_xdist_setupnodes``: takes the remote specs RemoteHosts is connecting off xdist's list."""
-
-    def __init__(self, hosts: RemoteHosts) -> None:
-        self.hosts = hosts
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
-        self.hosts.take_remote_specs(specs)
-
-
 def _close_gateway(future: Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None:
         future.result()[0].exit()
@@ -332,5 +322,5 @@ def _close_gateway(future: Future[Any]) -> None:
 def register(config: pytest.Config, session: OrchSession, controller: Controller) -> RemoteHosts:
     hosts = RemoteHosts(config, session, controller)
     config.pluginmanager.register(hosts, "orch-hosts")
-    config.pluginmanager.register(Joiner(hosts), "orch-hosts-join")
+    config.pluginmanager.register(TakeSpecsLast(hosts.take_remote_specs), "orch-hosts-join")
     return hosts

@@ -112,3 +112,15 @@ def one_line(error: object) -> str:
     text = str(error).strip() or type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else text
+
+
+class TakeSpecsLast:
+    """The last ``pytest_xdist_setupnodes``: ``take(specs)`` removes the specs started elsewhere from
+    xdist's list, after xdist's status line has counted them, so xdist's own loop starts only the rest."""
+
+    def __init__(self, take: Any) -> None:
+        self.take = take
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        self.take(specs)
