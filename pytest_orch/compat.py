@@ -607,6 +607,15 @@ def controller_event_putter(config: pytest.Config) -> Callable[[tuple[str, dict[
     return _attr(dsession(config), "queue", "pytest-xdist", "DSession.queue").put
 
 
+def prepare_parallel_worker_setup(config: pytest.Config) -> None:
+    """Make what ``WorkerController.setup`` creates lazily on the controller before setups run on threads:
+    pytest's basetemp (``_tmp_path_factory.getbasetemp()`` removes and makes the folder once; two threads
+    doing it at once fail with FileExistsError)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory.getbasetemp()
+
+
 def adopt_workers(config: pytest.Config, nodes: list[Any]) -> None:
     """Workers started on threads before xdist's loop (``start_worker_on(..., announce=False)``) join the
     session as if ``NodeManager.setup_nodes`` had returned them: announced, then active. Their events
@@ -728,6 +737,8 @@ def _probe_early_start() -> None:
 
     if "self.channel" not in _source(WorkerController.setup):
         raise moved("pytest-xdist", "WorkerController.channel")
+    if "_tmp_path_factory.getbasetemp()" not in _source(WorkerController.setup):
+        raise moved("pytest-xdist", "WorkerController.setup making pytest's basetemp")
     if "self.nodemanager.setup_nodes" not in _source(DSession.pytest_sessionstart):
         raise moved("pytest-xdist", "DSession.pytest_sessionstart starting the nodes")
     if "self._status[spec.id]" not in _source(TerminalDistReporter.setstatus):

@@ -47,6 +47,13 @@ def workers_take_long_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCH_WORKER_START_SECONDS", "30")
 
 
+def independent(**commands: str) -> str:
+    """A plan of one group of independent command tasks: id=command."""
+    lines = ["phase: 1", "groups:", "  - id: g", "    tasks:"]
+    lines += [f"      - {{id: {name}, type: command, run: {json.dumps(run)}}}" for name, run in commands.items()]
+    return "\n".join(lines) + "\n"
+
+
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, dict]]:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--orch-parallel=always", *args)
     report = pytester.path / "reports" / "run.json"
@@ -119,15 +126,7 @@ def test_a_session_with_plain_tests_leaves_everything_to_the_workers(pytester: p
 
 def test_a_failure_on_the_controller_stops_the_run_under_x(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(SLOW_WORKERS)
-    pytester.makefile(".yaml", **{"phases/p1": """
-        phase: 1
-        groups:
-          - id: g
-            tasks:
-              - {id: bad, type: command, run: "exit 3"}
-              - {id: other, type: command, run: "true"}
-              - {id: third, type: command, run: "true"}
-        """})
+    pytester.makefile(".yaml", **{"phases/p1": independent(bad="exit 3", other="true", third="true")})
     result, tasks = run(pytester, "-n", "2", "-x")
     assert result.ret == 1
     assert tasks["bad"]["outcome"] == "failed" and tasks["bad"]["worker"] == "controller"
@@ -148,14 +147,7 @@ def test_a_task_known_to_be_long_waits_for_a_worker(pytester: pytest.Pytester,
     """While the controller runs a task it hands out no work: a long one would hold the workers back."""
     monkeypatch.setenv("ORCH_WORKER_START_SECONDS", "0.5")  # the workers are expected within 0.5 s
     pytester.makeconftest(SLOW_WORKERS)  # and are late: without the rule build1 would start on the controller
-    pytester.makefile(".yaml", **{"phases/p1": """
-        phase: 1
-        groups:
-          - id: g
-            tasks:
-              - {id: build1, type: command, run: "sleep 1"}
-              - {id: build2, type: command, run: "sleep 1"}
-        """})
+    pytester.makefile(".yaml", **{"phases/p1": independent(build1="sleep 1", build2="sleep 1")})
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)  # durations to go by
     result, tasks = run(pytester, "-n", "2", "--force")
     result.assert_outcomes(passed=2)

@@ -94,6 +94,8 @@ class EarlyStart:
             return
         self.active = True
         putevent = compat.controller_event_putter(config)
+        compat.prepare_parallel_worker_setup(config)  # what every worker's setup would otherwise race to make
+        _ = self.orch.pickled  # (each worker's workerinput carries it; made once, here)
 
         def put(event: tuple[str, dict[str, Any]]) -> None:
             if event[0] == "collectionfinish":
