@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-import selectors
+import select
 import shlex
 import signal
 import subprocess
@@ -101,7 +101,7 @@ class CommandHandler:
     def run(self, task: Task, ctx: TaskContext) -> Outcome:
         p = task.params
         shown = p["run"] if isinstance(p["run"], str) else shlex.join(str(a) for a in p["run"])
-        cwd = ctx.resolve(p["cwd"], key="cwd") if p.get("cwd") else ctx.root.resolve()
+        cwd = ctx.resolve(p["cwd"], key="cwd") if p.get("cwd") else ctx.real_root
         creates = ctx.resolve(p["creates"], key="creates") if p.get("creates") else None
         if creates is not None and creates.exists() and not ctx.force:
             return Outcome("up_to_date", message=f"{ctx.relative(creates)} exists")
@@ -183,37 +183,37 @@ def _split(run: str) -> tuple[str, ...]:
 def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: float | None) -> int:
     """Read the output until the program exits, in this thread; return its exit code.
 
-    One thread and a selector over the output pipe and a pidfd: no reader thread to start and
-    join for every task. A background child that keeps the pipe open after the program exited
-    gets DRAIN_WAIT seconds, then is not waited for. Raises TimeoutExpired after ``timeout``.
+    One thread and poll() over the output pipe and a pidfd: no reader thread to start and join,
+    and no epoll descriptor to create and close, for every task. A background child that keeps the
+    pipe open after the program exited gets DRAIN_WAIT seconds, then is not waited for. Raises
+    TimeoutExpired after ``timeout``.
     """
     assert proc.stdout is not None
     deadline = None if timeout is None else time.monotonic() + timeout
     pidfd = os.pidfd_open(proc.pid)
     out = proc.stdout.fileno()
     try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(out, selectors.EVENT_READ, "out")
-            selector.register(pidfd, selectors.EVENT_READ, "exit")
-            exited_at = None
-            while True:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline and exited_at is None:
-                    raise subprocess.TimeoutExpired(proc.args, timeout or 0)
-                waits = [t for t in (deadline and deadline - now,
-                                     exited_at and exited_at + DRAIN_WAIT - now) if t is not None]
-                events = selector.select(timeout=max(0.0, min(waits)) if waits else None)
-                for key, _ in events:
-                    if key.data == "exit":
-                        selector.unregister(pidfd)
-                        exited_at = time.monotonic()
-                        continue
-                    chunk = os.read(out, 65536)
-                    if not chunk:
-                        return proc.wait()
-                    buffer.write(chunk)
-                if exited_at is not None and time.monotonic() >= exited_at + DRAIN_WAIT:
-                    return proc.wait()  # a background child holds the pipe: don't wait for it
+        poller = select.poll()
+        poller.register(out, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        exited_at = None
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and exited_at is None:
+                raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+            waits = [t for t in (deadline and deadline - now,
+                                 exited_at and exited_at + DRAIN_WAIT - now) if t is not None]
+            for fd, _ in poller.poll(max(0.0, min(waits)) * 1000 if waits else None):
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    exited_at = time.monotonic()
+                    continue
+                chunk = os.read(out, 65536)  # data, or b"" at the end (POLLHUP)
+                if not chunk:
+                    return proc.wait()
+                buffer.write(chunk)
+            if exited_at is not None and time.monotonic() >= exited_at + DRAIN_WAIT:
+                return proc.wait()  # a background child holds the pipe: don't wait for it
     finally:
         os.close(pidfd)
 

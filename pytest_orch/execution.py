@@ -7,6 +7,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
 
 from pytest_orch.errors import HandlerError
 from pytest_orch.handler import Outcome, TaskContext
@@ -33,16 +35,17 @@ class TaskRunner:
         self.interactive = interactive(session)
         self._buckets: dict[str, TokenBucket] | None = None
         self._written: Mapping[str, str | None] | None = None
+        self._phase_variables: dict[str, Mapping[str, str]] = {}
         self.live_written: Callable[[], Mapping[str, str | None] | None] = lambda: None
         """The controller's history, when there is one: what this run's tasks have written so far."""
 
     def context(self, task: Task) -> TaskContext:
         settings = self.session.settings
-        return TaskContext(
+        ctx = TaskContext(
             root=settings.root,
             dry_run=settings.dry_run,
             force=settings.force,
-            variables=dict(self.session.plan.phase(task.phase).variables),
+            variables=self._variables(task.phase),
             templates_dir=self.session.templates_dir(task),
             timeout=task.timeout,
             confirmed=self.confirmed(task.id),
@@ -51,6 +54,20 @@ class TaskRunner:
             written_digests=self.written_digests(),
             providers=self.session.plan.providers,
         )
+        ctx.__dict__["real_root"] = self.real_root  # the cached_property's value, resolved once per run
+        return ctx
+
+    @functools.cached_property
+    def real_root(self) -> Path:
+        return self.session.settings.root.resolve()
+
+    def _variables(self, phase_id: str) -> Mapping[str, str]:
+        """The phase's variables, read-only: one view per phase, shared by its tasks' contexts."""
+        view = self._phase_variables.get(phase_id)
+        if view is None:
+            variables = dict(self.session.plan.phase(phase_id).variables)
+            view = self._phase_variables[phase_id] = MappingProxyType(variables)
+        return view
 
     def written_digests(self) -> Mapping[str, str | None]:
         """The state's digests of what tasks wrote: the run's live view on the controller; a worker

@@ -166,15 +166,15 @@ class History:
         # A task that ran and knows it changed nothing keeps the pass its dependents rely on.
         unchanged = status.done and not result.changed and (
             status is Status.UP_TO_DATE or self.session.knows_changes(task))
+        started, finished = iso(result.started), iso(result.finished)
         with self.store.transaction():  # one commit per task: it is all or nothing after a kill
             record = self.store.record_result(
-                self.run_id, task.id, status.value, fingerprint, iso(result.started), iso(result.finished),
+                self.run_id, task.id, status.value, fingerprint, started, finished,
                 result.duration, result.attempts, result.worker, result.changed if ran else [], {},
                 result.message, unchanged=unchanged,
             )
-            self.store.record_attempt(self.run_id, task.id, result.attempts, iso(result.started),
-                                      iso(result.finished), status.value, result.worker,
-                                      result.changed if ran else [])
+            self.store.record_attempt(self.run_id, task.id, result.attempts, started, finished, status.value,
+                                      result.worker, result.changed if ran else [])
             for call in result.calls:  # the ledger of requests to providers
                 self.store.event("call", task_id=task.id, **call)
             self.store.event("task_end", task_id=task.id, outcome=status.value, attempts=result.attempts)

@@ -153,7 +153,9 @@ class OrchSession:
     # -- what handlers declare --------------------------------------------------------------------
     def templates_dir(self, task: Task) -> Path | None:
         """The plan's templates/ folder beside the task's plan file, when there is one."""
-        return self._templates.setdefault(task.plan_dir, plan_templates_dir(self.settings.root, task.plan_dir))
+        if task.plan_dir not in self._templates:  # asked twice per task: look at the disk once per folder
+            self._templates[task.plan_dir] = plan_templates_dir(self.settings.root, task.plan_dir)
+        return self._templates[task.plan_dir]
 
     def writes_files(self, task: Task) -> bool:
         return bool(getattr(self.handlers[task.type], "writes_files", False))

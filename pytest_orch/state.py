@@ -115,6 +115,7 @@ class StateStore:
         self.readonly = readonly
         self._conn = conn
         self._events_fd: int | None = None
+        self._run_numbers: dict[str, int] = {}  # run id -> number: fixed once given, asked once per task
 
     @classmethod
     def open(cls, root: Path, *, readonly: bool = False) -> StateStore:
@@ -190,7 +191,8 @@ class StateStore:
                 (run_id, started, json.dumps(list(argv)), None if git_clean is None else int(git_clean),
                  os.getpid(), socket.gethostname()),
             )
-            return int(cur.lastrowid or 0)
+            number = self._run_numbers[run_id] = int(cur.lastrowid or 0)
+            return number
 
     def end_run(self, run_id: str, finished: str, outcome: str) -> None:
         conn = self._writable()
@@ -207,10 +209,13 @@ class StateStore:
                 for r in rows]
 
     def _run_number(self, run_id: str) -> int:
-        row = self._conn.execute("SELECT number FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:
-            raise StateError(f"unknown run {run_id!r}: call begin_run first")
-        return int(row[0])
+        number = self._run_numbers.get(run_id)
+        if number is None:
+            row = self._conn.execute("SELECT number FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StateError(f"unknown run {run_id!r}: call begin_run first")
+            number = self._run_numbers[run_id] = int(row[0])
+        return number
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -249,9 +254,10 @@ class StateStore:
         conn = self._writable()
         changed = sorted(set(changed))
         written = dict(written)
-        hasher = FileHasher()
-        for path in changed:
-            if path not in written:
+        missing = [path for path in changed if path not in written]
+        if missing:
+            hasher = FileHasher()
+            for path in missing:
                 written[path] = hasher.sha(self.root / path)
         with _tx(conn):
             number = self._run_number(run_id)
