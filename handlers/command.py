@@ -107,7 +107,7 @@ class CommandHandler:
             return Outcome("up_to_date", message=f"{ctx.relative(creates)} exists")
         if ctx.dry_run:
             return Outcome("passed", message=f"would run: {shown}")
-        if not cwd.is_dir():
+        if p.get("cwd") and not cwd.is_dir():  # the root is a folder: look only at a cwd the task names
             return Outcome("failed", message=f"cwd {p['cwd']}: no such folder")
         env = None  # inherited as it is: copying os.environ costs more than spawning `true`
         if p.get("env"):
@@ -121,21 +121,30 @@ class CommandHandler:
         ok_codes = list(p.get("ok_codes") or [0])
         ctx.log(f"$ {shown}")
         WATCHDOG_OF_PROCESS.start()  # before the spawn: only one small write separates spawn and registration
+        # Our own pipe and the process's one /dev/null, not PIPE and DEVNULL: Popen would open /dev/null
+        # and wrap the pipe in a file object (three more system calls) for every command.
+        out, into = os.pipe()
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True,  # its own process group
+                argv, cwd=cwd, env=env, stdin=_devnull(), stdout=into, stderr=into,
+                start_new_session=True,  # its own process group
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            os.close(out)
             return Outcome("failed", message=f"cannot run {argv[0]!r}: {exc.strerror}")
+        except BaseException:
+            os.close(out)
+            raise
+        finally:
+            os.close(into)  # the program holds the write end now: its exit (and its children's) ends the output
         # should this process be killed outright, the watchdog ends the group (start_new_session: pgid = pid)
         WATCHDOG_OF_PROCESS.register(proc.pid)
         buffer = TailBuffer()
         try:
-            code = _wait_capturing(proc, buffer, ctx.timeout)
+            code = _wait_capturing(proc, out, buffer, ctx.timeout)
         except subprocess.TimeoutExpired:
             kill_tree(proc)
-            _drain(proc, buffer)
+            _drain(out, buffer)
             return Outcome("failed", message=f"timed out after {ctx.timeout:g} s",
                            output=buffer.text())
         except BaseException:  # KeyboardInterrupt, pytest-timeout's signal, SystemExit ...
@@ -143,7 +152,7 @@ class CommandHandler:
             raise
         finally:
             WATCHDOG_OF_PROCESS.unregister(proc.pid)
-            proc.stdout.close()  # type: ignore[union-attr]
+            os.close(out)
         output = buffer.text()
         changed = [ctx.relative(creates)] if creates is not None and creates.exists() else []
         if code in ok_codes:
@@ -180,7 +189,14 @@ def _split(run: str) -> tuple[str, ...]:
     return tuple(shlex.split(run))
 
 
-def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: float | None) -> int:
+@functools.cache
+def _devnull() -> int:
+    """The program's stdin: /dev/null, opened once per process (close-on-exec, as Python opens files)."""
+    return os.open(os.devnull, os.O_RDONLY)
+
+
+def _wait_capturing(proc: subprocess.Popen[bytes], out: int, buffer: TailBuffer,
+                    timeout: float | None) -> int:
     """Read the output until the program exits, in this thread; return its exit code.
 
     One thread and poll() over the output pipe and a pidfd: no reader thread to start and join,
@@ -188,10 +204,8 @@ def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: 
     pipe open after the program exited gets DRAIN_WAIT seconds, then is not waited for. Raises
     TimeoutExpired after ``timeout``.
     """
-    assert proc.stdout is not None
     deadline = None if timeout is None else time.monotonic() + timeout
     pidfd = os.pidfd_open(proc.pid)
-    out = proc.stdout.fileno()
     try:
         poller = select.poll()
         poller.register(out, select.POLLIN)
@@ -218,12 +232,11 @@ def _wait_capturing(proc: subprocess.Popen[bytes], buffer: TailBuffer, timeout: 
         os.close(pidfd)
 
 
-def _drain(proc: subprocess.Popen[bytes], buffer: TailBuffer) -> None:
+def _drain(out: int, buffer: TailBuffer) -> None:
     """Take what is left in the pipe of a killed program, without blocking."""
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
+    os.set_blocking(out, False)
     try:
-        while chunk := os.read(proc.stdout.fileno(), 65536):
+        while chunk := os.read(out, 65536):
             buffer.write(chunk)
     except (BlockingIOError, OSError):
         pass

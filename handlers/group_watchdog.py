@@ -8,10 +8,11 @@ which makes every spawn several times slower.
 
 So the first command of a process starts a small watchdog (``python -c WATCHDOG``) and keeps the write
 end of a pipe whose read end is the watchdog's stdin. Around each command the handler writes ``+PGID``
-and ``-PGID`` lines into the pipe: two small writes per command, nothing else. When the parent dies,
-however it dies, the kernel closes the write end, the watchdog reads EOF and ends every group still
-registered: SIGTERM, then SIGKILL for what is left after a short grace. When the parent exits normally
-nothing is registered and the watchdog just exits.
+and ``-PGID`` lines into the pipe: two small writes per command, nothing else; the watchdog sleeps
+until the pipe hangs up and reads the lines every DRAIN_EVERY seconds, so a write never wakes it.
+When the parent dies, however it dies, the kernel closes the write end, the watchdog sees the hang-up,
+reads what is left and ends every group still registered: SIGTERM, then SIGKILL for what is left
+after a short grace. When the parent exits normally nothing is registered and the watchdog just exits.
 """
 
 from __future__ import annotations
@@ -24,14 +25,30 @@ import threading
 # (-I -S: no site, no user paths). It sits in its own session so a Ctrl-C aimed at pytest's
 # foreground group does not end it before it has done its job.
 WATCHDOG = r"""
-import os, signal, sys, time
+import os, select, signal, sys, time
 groups = set()
-for line in sys.stdin.buffer:
-    line = line.strip()
-    if line[:1] == b"+":
-        groups.add(int(line[1:]))
-    elif line[:1] == b"-":
-        groups.discard(int(line[1:]))
+rest = b""
+def drain():
+    # read what the parent wrote so far; True at the end of the pipe (the parent is gone)
+    global rest
+    while True:
+        try:
+            chunk = os.read(0, 65536)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return True
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            if line[:1] == b"+":
+                groups.add(int(line[1:]))
+            elif line[:1] == b"-":
+                groups.discard(int(line[1:]))
+os.set_blocking(0, False)
+poller = select.poll()
+poller.register(0, 0)  # no POLLIN: only the hang-up (the parent's death) wakes poll(), not each line
+while not drain():
+    poller.poll(float(sys.argv[2]) * 1000)
 def alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -51,6 +68,10 @@ for sig, grace in ((signal.SIGTERM, float(sys.argv[1])), (signal.SIGKILL, 0.0)):
 """
 
 TERM_GRACE = 0.5  # seconds between SIGTERM and SIGKILL once the parent is gone: well inside 2 s
+# Seconds between the watchdog's reads of the pipe. The lines wait in the pipe meanwhile (64 KB, some
+# 4000 commands' worth), so no write wakes the watchdog: waking a process on another core for every
+# command cost more than the command's own bookkeeping. The parent's death wakes it at once.
+DRAIN_EVERY = 0.2
 
 
 class GroupWatchdog:
@@ -109,7 +130,8 @@ class GroupWatchdog:
         try:
             # posix_spawn, not Popen: no Popen object that warns at exit about a child still running
             self._child = os.posix_spawn(
-                sys.executable, [sys.executable, "-I", "-S", "-c", WATCHDOG, str(TERM_GRACE)], os.environ,
+                sys.executable, [sys.executable, "-I", "-S", "-c", WATCHDOG, str(TERM_GRACE), str(DRAIN_EVERY)],
+                os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
                               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                               (os.POSIX_SPAWN_DUP2, 1, 2),

@@ -179,3 +179,22 @@ def test_a_killed_watchdog_is_started_again_and_told_the_running_groups(tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(kept.pid, signal.SIGKILL)
         kept.wait()
+
+
+def test_more_lines_than_the_pipe_holds_all_reach_the_watchdog(tmp_path):
+    """The watchdog reads its pipe now and then, not at each line: lines beyond the pipe's 64 KB wait
+    for its next read (the write blocks meanwhile), and none is lost."""
+    dog = GroupWatchdog()
+    kept = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        for n in range(10_000):  # some 170 KB of lines; above pid_max, so no such group exists
+            dog.register(1 << 22 | n)
+            dog.unregister(1 << 22 | n)
+        dog.register(kept.pid)
+        dog._forget()  # as if this process died: the last line still reaches the watchdog
+        assert wait_until_group_gone([kept.pid], kept.pid) == []
+    finally:
+        dog._forget()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(kept.pid, signal.SIGKILL)
+        kept.wait()

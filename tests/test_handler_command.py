@@ -62,6 +62,38 @@ def test_cwd_and_env(tmp_path):
     assert outcome.output == f"{(tmp_path / 'sub').resolve()}\n42\n"
 
 
+def test_default_cwd_is_the_project_root_with_symlinks_resolved(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    outcome = run(tmp_path / "link", run=[sys.executable, "-c", "import os; print(os.getcwd())"])
+    assert outcome.output == f"{(tmp_path / 'real').resolve()}\n"
+
+
+def test_stdin_is_empty_and_the_program_holds_only_its_three_descriptors(tmp_path):
+    """stdin is /dev/null, stdout and stderr one pipe; nothing else of this process leaks into it."""
+    probe = ("import os, sys; fds = os.listdir('/proc/self/fd'); "  # the listing holds one descriptor itself
+             "print(repr(sys.stdin.read()), os.readlink('/proc/self/fd/0'), "
+             "os.readlink('/proc/self/fd/1') == os.readlink('/proc/self/fd/2'), len(fds))")
+    for _ in range(2):  # the second command gets the same: the process's /dev/null stays its own
+        outcome = run(tmp_path, run=[sys.executable, "-c", probe])
+        assert_status(outcome, "passed")
+        assert outcome.output == "'' /dev/null True 4\n"
+
+
+def test_a_background_child_holding_the_output_does_not_hold_the_task(tmp_path):
+    """The program exits while a child it started keeps the output pipe open: the task ends with
+    what was written, DRAIN_WAIT after the exit, without waiting for the child."""
+    started = time.monotonic()
+    outcome = run(tmp_path, run="echo before; sleep 120 & echo $! > bg.pid", shell=True)
+    took = time.monotonic() - started
+    try:
+        assert_status(outcome, "passed")
+        assert outcome.output == "before\n"
+        assert took < 100, "the task waited for its background child"
+    finally:
+        psutil.Process(int((tmp_path / "bg.pid").read_text())).kill()
+
+
 def test_non_ok_exit_fails_with_last_line(tmp_path):
     outcome = run(tmp_path, run="sh -c 'echo first; echo boom >&2; exit 3'")
     assert_status(outcome, "failed")
