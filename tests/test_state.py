@@ -41,6 +41,27 @@ def test_runs_are_numbered_and_unfinished_ones_become_interrupted(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_rolled_back_result_leaves_nothing_the_next_one_relies_on(tmp_path):
+    """The store remembers which input maps it wrote, to skip writing them again; a rollback must
+    make it forget, or the next task with the same inputs would point at a map that is not there."""
+    (tmp_path / "in.txt").write_text("x")
+    fp = compute({"id": "1.1", "type": "command", "run": "true"}, "1", [tmp_path / "in.txt"], tmp_path, {},
+                 FileHasher())
+    with StateStore.open(tmp_path) as store:
+        store.begin_run("r1", T0, [], True)
+        try:
+            with store.transaction():
+                record(store, "r1", "1.1", "passed", fp)
+                raise RuntimeError("killed between the result and the commit")
+        except RuntimeError:
+            pass
+        assert "1.1" not in store.last_results()
+        record(store, "r1", "1.2", "passed", fp)
+        assert store.last_results()["1.2"].fingerprint == fp  # its input map included
+    with StateStore.open(tmp_path) as store:
+        assert store.last_results()["1.2"].fingerprint.inputs == {"in.txt": fp.inputs["in.txt"]}
+
+
 def test_results_survive_reopening_and_skips_do_not_hide_a_pass(tmp_path):
     fp = fingerprint(tmp_path)
     with StateStore.open(tmp_path) as store:
