@@ -7,6 +7,7 @@ coordinator what to do with each due item and reports an item that is not run th
 
 from __future__ import annotations
 
+import gc
 import json
 import shlex
 import time
@@ -56,6 +57,7 @@ class Controller:
         self.suite: compat.SuiteRecorder | None = None
         self.starts: dict[str, int] = {}
         self.status_shown = False
+        self.frozen = False  # gc.freeze() while the run's tasks run in this process
         self.notes: list[str] = []
         """One line each for the run's header (why -n started fewer workers than asked)."""
         self.notified: list[Sent] = []
@@ -309,6 +311,12 @@ class Controller:
         selected = {item.task.id for item in session.items if isinstance(item, TaskItem)}
         if selected:
             self.start(selected)
+            # The plan, its graph and the items live as long as the run: the collector need not scan
+            # them again at every full collection while tasks run (0.04 ms a task at 1000). Thawed at the
+            # end; left alone when the process froze objects of its own.
+            self.frozen = gc.get_freeze_count() == 0
+            if self.frozen:
+                gc.freeze()
 
     # -- the end ---------------------------------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -326,6 +334,9 @@ class Controller:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
         if self.status_shown:
             session.exitstatus = pytest.ExitCode.OK
             return

@@ -214,3 +214,25 @@ def test_rate_limit_holds_tasks_in_process_too(pytester):
     stamps = sorted(float(s) for s in (pytester.path / "stamps").read_text().split())
     # a burst of two, then one token every 0.5 s: the sixth starts at least 1.5 s after the first
     assert stamps[5] - stamps[0] >= 1.4
+
+
+def test_the_collector_skips_the_plan_while_tasks_run_and_is_thawed_after(pytester):
+    """In process, gc.freeze() keeps the garbage collector from scanning the plan and the items at
+    every full collection while tasks run; the session's end thaws it (pytester runs in this process)."""
+    import gc
+
+    plan(pytester, ['{id: "1.1", type: command, run: "true"}', '{id: "1.2", type: command, run: "true"}'])
+    pytester.makeconftest("""
+        import gc, json
+        seen = []
+        def pytest_orch_task_finished(task, result):
+            seen.append(gc.get_freeze_count())
+        def pytest_unconfigure(config):
+            with open("frozen.json", "w") as f:
+                json.dump(seen, f)
+    """)
+    before = gc.get_freeze_count()
+    pytester.runpytest().assert_outcomes(passed=2)
+    frozen = json.loads((pytester.path / "frozen.json").read_text())
+    assert len(frozen) == 2 and all(count > before for count in frozen)
+    assert gc.get_freeze_count() == before
