@@ -274,7 +274,11 @@ def critical_path(graph: Graph, weights: Mapping[str, float] | None = None,
                   nodes: Iterable[str] | None = None) -> tuple[list[str], float]:
     """The longest chain of tasks by weight (default 1 each) and its length, among ``nodes``
     (default: every task); edges to other tasks are left out. Walks the compact graph: linear."""
-    tasks = graph.nodes if nodes is None else [n for n in graph.nodes if n in set(nodes)]
+    if nodes is None:
+        tasks = graph.nodes
+    else:
+        wanted = set(nodes)  # once: inside the comprehension it was built again for every node (quadratic)
+        tasks = [n for n in graph.nodes if n in wanted]
     if not tasks:
         return [], 0.0
     compact = _compact(graph, tasks)

@@ -67,6 +67,14 @@ def test_remaining_path_and_critical_path(tmp_path):
     assert dag.critical_path(graph, weights)[1] == pytest.approx(10.5)
 
 
+def test_critical_path_among_nodes_given_once_as_a_generator():
+    """``nodes`` is read once, whatever iterable it is (a report passes a generator over its results)."""
+    graph = dag.Graph(nodes=["a", "b", "c", "d"], requires={"b": {"a"}, "c": {"b"}, "d": {"a"}})
+    weights = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 5.0}
+    among = (n for n in ["a", "b", "c"])
+    assert dag.critical_path(graph, weights, among) == (["a", "b", "c"], pytest.approx(3.0))
+
+
 def test_find_cycle_returns_the_path(tmp_path):
     graph = dag.Graph(nodes=["p", "q", "r", "s"], requires={"p": {"r"}, "q": {"p"}, "r": {"q"}, "s": {"p"}})
     cycle = dag.find_cycle(graph)
