@@ -154,12 +154,13 @@ def test_abort_stops_handing_out_work(pytester: pytest.Pytester) -> None:
 CRASH_CONFTEST = handler_conftest("crash", "        os._exit(1)", imports="import os")
 
 
-def test_a_crashed_worker_fails_its_task_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", ["2", "4"])
+def test_a_crashed_worker_fails_its_task_and_the_run_goes_on(pytester: pytest.Pytester, workers: str) -> None:
     pytester.makeconftest(CRASH_CONFTEST)
     tasks = ['{id: boom, type: crash}', '{id: after_boom, type: command, run: "true", depends_on: [boom]}'] + [
         f'{{id: ok{i}, type: command, run: "sleep 0.05"}}' for i in range(6)]
     pytester.makefile(".yaml", **{"phases/p1": plan(tasks)})
-    result, run_json = run(pytester, "-n", "2")
+    result, run_json = run(pytester, "-n", workers)
     assert result.ret == 1
     assert run_json["boom"]["outcome"] == "failed"
     assert "died while running task boom" in run_json["boom"]["message"]

@@ -243,7 +243,8 @@ KILL_PLAN = "phase: 1\ngroups:\n" + "".join(
     for g in range(5))
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"], ["-n", "4", "--orch-parallel=always"]],
+                         ids=["in-process", "n2", "n4"])
 def test_kills_at_random_moments_lose_nothing_and_redo_nothing(pytester, workers):
     pytester.makefile(".yaml", **{"phases/p1": KILL_PLAN})
     rng = random.Random(20261121)
@@ -281,7 +282,8 @@ groups:
 """
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"]], ids=["in-process", "n2"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--orch-parallel=always"], ["-n", "4", "--orch-parallel=always"]],
+                         ids=["in-process", "n2", "n4"])
 def test_tasks_finished_before_a_kill_are_done_and_never_run_again(pytester, workers):
     """Each finished task's result is committed when it ends, not when the run ends.
 
