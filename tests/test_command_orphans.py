@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -160,10 +161,22 @@ def test_one_watchdog_per_process_started_by_the_first_command(tmp_path):
     assert not running(first)
 
 
-def test_a_killed_watchdog_is_started_again_and_told_the_running_groups(tmp_path):
+@contextlib.contextmanager
+def watchdog_and_a_group() -> Iterator[tuple[GroupWatchdog, subprocess.Popen[bytes]]]:
+    """A watchdog of this process and a long command in a group of its own; both ended afterwards."""
     dog = GroupWatchdog()
     kept = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
+        yield dog, kept
+    finally:
+        dog._forget()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(kept.pid, signal.SIGKILL)
+        kept.wait()
+
+
+def test_a_killed_watchdog_is_started_again_and_told_the_running_groups(tmp_path):
+    with watchdog_and_a_group() as (dog, kept):
         dog.register(kept.pid)
         first = dog.pid
         assert first is not None
@@ -174,27 +187,15 @@ def test_a_killed_watchdog_is_started_again_and_told_the_running_groups(tmp_path
         dog.unregister(1 << 22)
         dog._forget()  # as if this process died: the new watchdog ends the group registered before
         assert wait_until_group_gone([kept.pid], kept.pid) == []
-    finally:
-        dog._forget()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(kept.pid, signal.SIGKILL)
-        kept.wait()
 
 
 def test_more_lines_than_the_pipe_holds_all_reach_the_watchdog(tmp_path):
     """The watchdog reads its pipe now and then, not at each line: lines beyond the pipe's 64 KB wait
     for its next read (the write blocks meanwhile), and none is lost."""
-    dog = GroupWatchdog()
-    kept = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    try:
+    with watchdog_and_a_group() as (dog, kept):
         for n in range(10_000):  # some 170 KB of lines; above pid_max, so no such group exists
             dog.register(1 << 22 | n)
             dog.unregister(1 << 22 | n)
         dog.register(kept.pid)
         dog._forget()  # as if this process died: the last line still reaches the watchdog
         assert wait_until_group_gone([kept.pid], kept.pid) == []
-    finally:
-        dog._forget()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(kept.pid, signal.SIGKILL)
-        kept.wait()
