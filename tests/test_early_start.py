@@ -170,3 +170,15 @@ def test_reporters_see_every_task_wherever_it_ran(pytester: pytest.Pytester) -> 
     for path in (pytester.path / "out.xml", pytester.path / "reports" / "junit.xml"):
         JUNIT_SCHEMA.validate(str(path))
         assert path.read_text().count("<testcase ") == 12, path
+
+
+def test_an_abort_on_the_controller_stops_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SLOW_WORKERS)
+    plan = independent(stop="false", a="true", b="true", c="true")
+    pytester.makefile(".yaml", **{"phases/p1": plan.replace('run: "false"', 'run: "false", on_failure: abort')})
+    result, tasks = run(pytester, "-n", "2")
+    assert result.ret == 1
+    assert tasks["stop"]["outcome"] == "failed" and tasks["stop"]["worker"] == "controller"
+    for name in "abc":  # found ready before the failure, never started: not on the controller, not on a worker
+        assert tasks[name]["outcome"] == "skipped" and tasks[name]["worker"] is None
+        assert "on_failure is abort" in tasks[name]["message"]

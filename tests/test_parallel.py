@@ -137,7 +137,11 @@ def test_failure_policies_are_decided_on_the_controller(pytester: pytest.Pyteste
         assert run_json[never_sent]["worker"] is None, never_sent
 
 
-def test_abort_stops_handing_out_work(pytester: pytest.Pytester) -> None:
+def test_abort_stops_handing_out_work(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # both first tasks start on the two workers at once; with early start the controller would run gate
+    # first (its path is longer) and stop only reach a worker after gate had released its dependents
+    # (tests/test_early_start.py checks an abort on the controller)
+    monkeypatch.setenv("ORCH_EARLY_START", "0")
     tasks = ['{id: stop, type: command, run: "false", on_failure: abort}'] + [
         f'{{id: w{i}, type: command, run: "sleep 0.05", depends_on: [gate]}}' for i in range(6)]
     tasks.insert(1, '{id: gate, type: command, run: "sleep 0.3"}')
