@@ -41,7 +41,6 @@ from pytest_orch import compat
 from pytest_orch.collect import TaskItem
 from pytest_orch.parallelism import EACH_MORE_WORKER_SECONDS, FIRST_WORKER_SECONDS, estimator
 from pytest_orch.xdist.specs import TakeSpecsLast
-from pytest_orch.xdist.worker import resolve_dependencies
 
 if TYPE_CHECKING:
     from pytest_orch.session import OrchSession
@@ -135,9 +134,7 @@ class EarlyStart:
         collection_failed = session.testsfailed and not self.config.option.continue_on_collection_errors
         try:  # after a collection error nothing runs here; xdist's workers report it and stop the run
             if session.items and not collection_failed and not session.shouldfail and not session.shouldstop:
-                sched = open_early(self.config, [i.nodeid for i in session.items],
-                                   resolve_dependencies(session.items, set(self.orch.plan.tasks)),
-                                   workers=len(self.starting))
+                sched = open_early(self.config, [i.nodeid for i in session.items], workers=len(self.starting))
                 self._run_here(session, sched)
         finally:
             self._adopt()

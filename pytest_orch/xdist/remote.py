@@ -267,8 +267,6 @@ class RemoteHosts:
     # -- placement: asked by the scheduler ---------------------------------------------------------------
     def place(self, nodeid: str) -> str | None:
         """Decide where a due item may run; return why no live worker may, or None."""
-        if not self.remote_requested:
-            return None  # every worker is local: any may run anything (``accepts`` then allows all)
         session = self.session
         task_id = session.task_id_of(nodeid)
         plan = session.plan
@@ -295,8 +293,6 @@ class RemoteHosts:
 
     def accepts(self, node: Any) -> Any:
         """A filter for the scheduler: may this node run the item? None when every item may."""
-        if not self.remote_requested:
-            return None
         worker = self.table.worker(compat.worker_id_of(node))
         if worker is None:
             return None

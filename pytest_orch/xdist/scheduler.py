@@ -76,14 +76,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> DagSchedulin
     return DagScheduling(config, config.stash[CONTROLLER_KEY], log)
 
 
-def open_early(config: pytest.Config, ids: list[str], manifest: dict[str, dict[str, list[str]]],
-               workers: int) -> DagScheduling:
-    """The scheduler, opened on the controller's own collection before any worker has collected."""
+def open_early(config: pytest.Config, ids: list[str], workers: int) -> DagScheduling:
+    """The scheduler, opened on the controller's own collection before any worker has collected.
+
+    Early start needs a session of the plan alone, so no plain test carries dependencies to resolve.
+    """
     sched = DagScheduling(config, config.stash[CONTROLLER_KEY])
     sched.numnodes = workers  # xdist's spec list is empty: early.py started the workers itself
     sched.provisional = True
     sched.collection = ids
-    sched._start(ids, manifest)
+    sched._start(ids, {})
     return sched
 
 
@@ -145,7 +147,10 @@ class DagScheduling:
         self._timer_due = 0.0
         self._bad_nodes: set[Any] = set()
         self.numnodes = compat.worker_count(config)
-        self.hosts = config.stash.get(HOSTS_KEY, None)  # remote workers: where each item may run
+        hosts = config.stash.get(HOSTS_KEY, None)
+        # remote workers: where each item may run; on one machine any worker runs anything (the specs
+        # are known by now: xdist set its nodes up before it asks for a scheduler)
+        self.hosts = hosts if hosts is not None and hosts.remote_requested else None
         self._hosts_seen = 0
         self.provisional = False
         """The collection is the controller's (early start) until the first worker's arrives."""
